@@ -1,0 +1,44 @@
+# The series' commands. Each target creates (or reuses) the .venv on first use.
+#   make lab    set up, then open the notebooks in JupyterLab
+#   make test   set up, then run the unit tests and execute every notebook (ci profile)
+#   make run    execute the whole series headless with the current TL_* settings
+#   make lint   ruff on the helpers, tests, benchmarks and notebooks
+#   make strip  remove notebook outputs before committing
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+READY := $(VENV)/.ready
+
+.PHONY: setup lab test run lint format strip clean
+
+setup: $(READY)
+
+$(READY): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(READY)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
+
+# Unit tests, then every notebook under nbval. TL_PROFILE defaults to ci here (offline, seconds).
+test: setup
+	TL_PROFILE=$${TL_PROFILE:-ci} $(PY) -m pytest --nbval-lax --durations=10 $(PYTEST_ARGS)
+
+run: setup
+	$(PY) -m helpers.run
+
+lint: setup
+	$(VENV)/bin/ruff check helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check helpers tests benchmarks notebooks
+
+format: setup
+	$(VENV)/bin/ruff check --fix helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff format helpers tests benchmarks notebooks
+
+strip: setup
+	$(PY) -m helpers.run --strip
+
+clean:
+	rm -rf runs

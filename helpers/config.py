@@ -1,0 +1,246 @@
+"""The series' settings: one profile's defaults overridden by ``TL_*`` environment variables.
+
+Introduced in every notebook's Setup cell (``cfg = config.load()``); the contract is in README.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.errors import LearnerError
+
+PROFILES = ("ci", "quick", "full")
+BACKBONES = ("xception", "mobilenet_v2", "mobilenet", "efficientnet_b0")
+DATA_SOURCES = ("tfds", "sample")
+
+# Starting points for each profile. Every value can be overridden by its TL_* variable.
+_DEFAULTS: dict[str, dict[str, object]] = {
+    # Offline, generated data, an untrained Xception at its smallest practical size: seconds a notebook.
+    "ci": dict(
+        data="sample",
+        backbone="xception",
+        alpha=1.0,
+        weights="none",
+        image_size=75,
+        batch_size=16,
+        epochs=1,
+        fine_tune_epochs=1,
+        seed=1337,
+    ),
+    # A laptop CPU: real photos, a small pretrained base, a few epochs; minutes a notebook.
+    "quick": dict(
+        data="tfds",
+        backbone="mobilenet_v2",
+        alpha=1.0,
+        weights="imagenet",
+        image_size=160,
+        batch_size=32,
+        epochs=6,
+        fine_tune_epochs=4,
+        seed=1337,
+    ),
+    # A GPU (e.g. Colab): the seed recipe, Xception at 150x150 with 20 + 10 epochs.
+    "full": dict(
+        data="tfds",
+        backbone="xception",
+        alpha=1.0,
+        weights="imagenet",
+        image_size=150,
+        batch_size=32,
+        epochs=20,
+        fine_tune_epochs=10,
+        seed=1337,
+    ),
+}
+
+_INT_FIELDS = ("image_size", "batch_size", "epochs", "fine_tune_epochs", "seed")
+_MIN_IMAGE_SIZE = {"xception": 71, "mobilenet_v2": 32, "mobilenet": 32, "efficientnet_b0": 32}
+
+
+class ConfigError(LearnerError, ValueError):
+    """A TL_* setting has a value the series cannot use; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings every notebook reads (returned by :func:`load`)."""
+
+    profile: str
+    data: str  # "tfds", "sample", or an absolute folder path
+    test_data: str | None  # an absolute folder path, or None
+    backbone: str
+    alpha: float
+    weights: str  # "imagenet", "none", or an absolute file path
+    image_size: int
+    batch_size: int
+    epochs: int
+    fine_tune_epochs: int
+    seed: int
+    output_dir: Path
+    gpu: bool  # a GPU is visible: mixed precision and XLA are worth it
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """Returns the model's input shape, ``(image_size, image_size, 3)``."""
+        return (self.image_size, self.image_size, 3)
+
+    def describe(self) -> str:
+        """Returns the settings as aligned ``name = value`` lines, for the Setup cell."""
+        rows = dataclasses.asdict(self)
+        width = max(map(len, rows))
+        return "\n".join(f"{name:<{width}} = {value}" for name, value in rows.items())
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """Returns the folder holding this project's pyproject.toml above ``start`` (or None)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "helpers").is_dir():
+            return folder
+    return None
+
+
+def resolve_path(value: str, variable: str, *, must_exist: bool = True) -> Path:
+    """Returns ``value`` as an absolute path, tried from the current folder, then the project root.
+
+    Notebooks run with the ``notebooks/`` folder as their current folder, while the README's
+    commands are typed at the project root: a relative path works from either.
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [Path.cwd() / path]
+        root = project_root()
+        if root is not None and root != Path.cwd():
+            candidates.append(root / path)
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate.resolve()
+    if not must_exist:  # something to create: anchor it at the project root when there is one
+        return candidates[-1].resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"{variable}={value!r}: no such file or folder (looked at {tried}). "
+        "Check the spelling, or give an absolute path."
+    )
+
+
+def gpu_available() -> bool:
+    """Returns True when TensorFlow sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _choose(variable: str, value: str, accepted: tuple[str, ...]) -> str:
+    value = value.strip().lower()
+    if value not in accepted:
+        raise ConfigError(
+            f"{variable}={value!r} is not a known value; use one of: {', '.join(accepted)}."
+        )
+    return value
+
+
+def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Config:
+    """Returns the settings: the profile's defaults, overridden by the ``TL_*`` variables in ``env``.
+
+    ``env`` defaults to ``os.environ``; ``gpu`` defaults to asking TensorFlow. Introduced in 01.
+    """
+    env = os.environ if env is None else env
+    gpu = gpu_available() if gpu is None else gpu
+
+    profile_value = env.get("TL_PROFILE", "").strip()
+    if profile_value:
+        profile = _choose("TL_PROFILE", profile_value, PROFILES)
+    else:
+        profile = "full" if gpu else "quick"
+    settings = dict(_DEFAULTS[profile])
+
+    for name in _INT_FIELDS:
+        variable = f"TL_{name.upper()}"
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            number = int(raw)
+        except ValueError:
+            raise ConfigError(f"{variable}={raw!r} is not a whole number; use e.g. {variable}=" +
+                              f"{settings[name]}.") from None
+        if number < 0 or (number == 0 and name in ("image_size", "batch_size")):
+            raise ConfigError(f"{variable}={raw!r} must be a positive whole number.")
+        settings[name] = number
+
+    raw_alpha = env.get("TL_ALPHA", "").strip()
+    if raw_alpha:
+        try:
+            settings["alpha"] = float(raw_alpha)
+        except ValueError:
+            raise ConfigError(f"TL_ALPHA={raw_alpha!r} is not a number; use e.g. TL_ALPHA=0.25 "
+                              "or TL_ALPHA=1.0.") from None
+        if not 0 < settings["alpha"] <= 1.4:
+            raise ConfigError(f"TL_ALPHA={raw_alpha!r} is out of range; MobileNets accept "
+                              "0.25, 0.35, 0.5, 0.75, 1.0 (and 1.3, 1.4 for v2).")
+
+    backbone_value = env.get("TL_BACKBONE", "").strip()
+    if backbone_value:
+        settings["backbone"] = _choose("TL_BACKBONE", backbone_value, BACKBONES)
+
+    data_value = env.get("TL_DATA", "").strip()
+    if data_value:
+        if data_value.lower() in DATA_SOURCES:
+            settings["data"] = data_value.lower()
+        elif any(sep in data_value for sep in ("/", "\\", "~")) or Path(data_value).exists():
+            folder = resolve_path(data_value, "TL_DATA")
+            if not folder.is_dir():
+                raise ConfigError(f"TL_DATA={data_value!r} is a file; give a folder with one "
+                                  "subfolder per class (e.g. cat/ and dog/).")
+            settings["data"] = str(folder)
+        else:
+            raise ConfigError(
+                f"TL_DATA={data_value!r} is neither a data source nor an existing folder; use "
+                "tfds, sample, or a path to a folder with one subfolder per class."
+            )
+
+    test_value = env.get("TL_TEST_DATA", "").strip()
+    test_data = None
+    if test_value:
+        test_folder = resolve_path(test_value, "TL_TEST_DATA")
+        if not test_folder.is_dir():
+            raise ConfigError(f"TL_TEST_DATA={test_value!r} is a file; give a folder with one "
+                              "subfolder per class.")
+        test_data = str(test_folder)
+
+    weights_value = env.get("TL_WEIGHTS", "").strip()
+    if weights_value:
+        if weights_value.lower() in ("imagenet", "none"):
+            settings["weights"] = weights_value.lower()
+        else:
+            weights_file = resolve_path(weights_value, "TL_WEIGHTS")
+            if not weights_file.is_file():
+                raise ConfigError(f"TL_WEIGHTS={weights_value!r} is a folder; give imagenet, "
+                                  "none, or the path of a weights file (.h5).")
+            settings["weights"] = str(weights_file)
+
+    minimum = _MIN_IMAGE_SIZE[settings["backbone"]]
+    if settings["image_size"] < minimum:
+        raise ConfigError(f"TL_IMAGE_SIZE={settings['image_size']} is too small for "
+                          f"{settings['backbone']}; use at least {minimum}.")
+
+    output_value = env.get("TL_OUTPUT_DIR", "").strip()
+    if output_value:
+        output_dir = resolve_path(output_value, "TL_OUTPUT_DIR", must_exist=False)
+    else:
+        output_dir = (project_root() or Path.cwd()) / "runs" / profile
+
+    return Config(
+        profile=profile,
+        test_data=test_data,
+        output_dir=output_dir,
+        gpu=gpu,
+        **settings,
+    )

@@ -1,0 +1,369 @@
+"""Loading images for the series: TFDS ``cats_vs_dogs``, your own folder, or the offline sample.
+
+Introduced in 02. One call, :func:`load`, returns train / validation / test datasets ready for
+``fit``; :func:`load_raw` and :func:`prepare` are its two halves, so 02 can show each step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from helpers import sample
+from helpers.config import Config
+from helpers.errors import LearnerError
+
+# TFDS cats_vs_dogs has one split, "train" (23,262 images). The seed recipe takes 40/10/10 of it;
+# the smaller profiles take less so a laptop CPU finishes in minutes (same shape, fewer images).
+TFDS_SPLITS = {
+    "full": ("train[:40%]", "train[40%:50%]", "train[50%:60%]"),
+    "quick": ("train[:10%]", "train[40%:45%]", "train[50%:55%]"),
+    "ci": ("train[:1%]", "train[40%:41%]", "train[50%:51%]"),
+}
+VALIDATION_FRACTION = 0.1  # of a folder, per class
+TEST_FRACTION = 0.1  # of a folder, per class, unless TL_TEST_DATA gives a test folder
+SHUFFLE_BUFFER = 1000
+# Formats TensorFlow decodes itself; anything else Pillow can read is converted to PNG first.
+_TF_READY = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L"), ("PNG", "RGBA"),
+             ("PNG", "P"), ("PNG", "LA"), ("GIF", "P"), ("GIF", "L"), ("BMP", "RGB")}
+
+
+class DataError(LearnerError):
+    """The data cannot be loaded as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of the data set, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class FolderScan:
+    """What :func:`scan_folder` found: the usable images, their labels, and what was skipped."""
+
+    root: Path
+    class_names: list[str]
+    files: list[Path]  # what the pipeline reads (a converted copy for odd formats)
+    labels: list[int]
+    skipped: list[Skipped] = field(default_factory=list)
+    converted: list[Path] = field(default_factory=list)  # originals that were converted
+
+    def counts(self) -> dict[str, int]:
+        """Returns the number of usable images in each class."""
+        found = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(n) for name, n in zip(self.class_names, found, strict=True)}
+
+    def report(self, limit: int = 10) -> str:
+        """Returns a few lines for people: images found per class, and which files were skipped."""
+        lines = [f"{self.root}: {len(self.files)} usable images " +
+                 ", ".join(f"{name}={n}" for name, n in self.counts().items())]
+        if self.converted:
+            lines.append(f"  {len(self.converted)} converted to RGB PNG (a format or colour mode "
+                         "TensorFlow does not decode itself); the originals are untouched")
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} skipped (not usable images):")
+            for item in self.skipped[:limit]:
+                lines.append(f"    {item.path.relative_to(self.root)}: {item.reason}")
+            if len(self.skipped) > limit:
+                lines.append(f"    ... and {len(self.skipped) - limit} more")
+        return "\n".join(lines)
+
+
+@dataclass
+class Splits:
+    """The three data sets of a run, with what a learner needs to know about them."""
+
+    train: object  # tf.data.Dataset
+    validation: object
+    test: object
+    class_names: list[str]
+    sizes: dict[str, int]  # images in each split
+    source: str  # a sentence saying where the images came from
+    scans: list[FolderScan] = field(default_factory=list)  # for folders: what was checked
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        """Returns every file skipped in every folder scanned."""
+        return [item for scan in self.scans for item in scan.skipped]
+
+
+def _check_image(path: Path) -> tuple[str | None, str | None]:
+    """Returns (format, None) for a decodable image, (None, reason) otherwise."""
+    try:
+        if path.stat().st_size == 0:
+            return None, "empty file"
+        with Image.open(path) as image:
+            image_format, mode = image.format, image.mode
+            if image_format == "JPEG":
+                image.draft("RGB", (64, 64))  # decode at reduced scale: fast, still reads it all
+            image.load()
+        return f"{image_format}/{mode}", None
+    except UnidentifiedImageError:
+        return None, "not an image"
+    except (OSError, SyntaxError, ValueError) as error:  # truncated, corrupt, unreadable
+        return None, f"cannot be decoded ({str(error).splitlines()[0][:80]})"
+
+
+def converted_folder() -> Path:
+    """Returns where converted copies of odd-format images are kept (never inside your folder)."""
+    return sample.default_folder().parent / "tl_converted"
+
+
+def _convert(path: Path) -> Path:
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    target = converted_folder() / f"{key[:20]}.png"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as image:
+            image.seek(0)  # the first frame of an animation
+            rgb = image.convert("RGBA").convert("RGB") if image.mode == "P" else image.convert("RGB")
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        rgb.save(partial, "PNG")
+        partial.replace(target)
+    return target
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
+
+
+def class_folders(folder: Path) -> list[Path]:
+    """Returns the class subfolders of ``folder``, sorted by name, hidden ones left out."""
+    return sorted(
+        (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))),
+        key=lambda p: p.name,
+    )
+
+
+def scan_folder(folder: str | Path) -> FolderScan:
+    """Returns every usable image in ``folder`` (one subfolder per class) and what was skipped.
+
+    Each file is opened and decoded once before any training, so a broken file is reported here
+    instead of stopping an epoch halfway. Nothing in ``folder`` is changed: images in a format
+    TensorFlow cannot decode (CMYK JPEG, TIFF, WebP ...) are converted to PNG copies elsewhere.
+    """
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise DataError(f"The folder {root} does not exist. Check the path (TL_DATA or "
+                        "TL_TEST_DATA), or use TL_DATA=sample to run on the bundled sample.")
+    if not root.is_dir():
+        raise DataError(f"{root} is a file; give a folder with one subfolder per class.")
+    classes = class_folders(root)
+    if not classes:
+        raise DataError(f"{root} has no class folders. Put your images in one subfolder per "
+                        f"class, e.g. {root / 'cat'} and {root / 'dog'}.")
+    if len(classes) == 1:
+        inner = class_folders(classes[0])
+        hint = (f" It looks like the classes are one level down: use {classes[0]} instead."
+                if len(inner) >= 2 else " Add a folder for each other class.")
+        raise DataError(f"{root} has only one class folder ({classes[0].name}); a classifier "
+                        f"needs at least two.{hint}")
+
+    candidates: list[tuple[Path, int]] = []
+    for label, class_dir in enumerate(classes):
+        for path in sorted(class_dir.rglob("*")):
+            if path.is_file() and not _is_hidden(path, class_dir):
+                candidates.append((path, label))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow decodes without holding the GIL
+        checks = list(pool.map(_check_image, (path for path, _ in candidates)))
+
+    scan = FolderScan(root=root, class_names=[c.name for c in classes], files=[], labels=[])
+    for (path, label), (kind, reason) in zip(candidates, checks, strict=True):
+        if reason is not None:
+            scan.skipped.append(Skipped(path, reason))
+            continue
+        image_format, mode = kind.split("/")
+        if (image_format, mode) in _TF_READY:
+            scan.files.append(path)
+        else:
+            scan.files.append(_convert(path))
+            scan.converted.append(path)
+        scan.labels.append(label)
+
+    empty = [name for name, n in scan.counts().items() if n == 0]
+    if empty:
+        raise DataError(
+            f"{root}: the class folder(s) {', '.join(empty)} hold no usable image "
+            f"({len(scan.skipped)} files skipped). Add JPEG or PNG images to each class folder.\n"
+            + scan.report()
+        )
+    return scan
+
+
+def split_indices(labels: Iterable[int], fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """Returns index arrays, one per fraction (the rest goes first), stratified by label.
+
+    The same labels and seed always give the same split; each part is shuffled, so classes are
+    mixed in file order too.
+    """
+    labels = np.asarray(list(labels))
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        sizes = [int(round(len(members) * f)) for f in fractions]
+        start = len(members) - sum(sizes)
+        parts[0].extend(members[:start])
+        for part, size in zip(parts[1:], sizes, strict=True):
+            part.extend(members[start:start + size])
+            start += size
+    return [rng.permutation(np.asarray(part, dtype=np.int64)) for part in parts]
+
+
+def decode_image(path, label):
+    """Returns ``(image, label)``: the file at ``path`` decoded to a uint8 RGB tensor."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image, label
+
+
+def files_dataset(files: list[Path], labels: list[int]):
+    """Returns a dataset of ``(uint8 image, label)`` read from ``files`` (checked by scan_folder)."""
+    import tensorflow as tf
+
+    paths = tf.constant([str(p) for p in files])
+    targets = tf.constant(labels, dtype=tf.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, targets))
+    return dataset.map(decode_image, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _folder_splits(cfg: Config, folder: str) -> Splits:
+    scan = scan_folder(folder)
+    scans = [scan]
+    files, labels = np.asarray(scan.files, dtype=object), np.asarray(scan.labels)
+    if cfg.test_data:
+        test_scan = scan_folder(cfg.test_data)
+        if test_scan.class_names != scan.class_names:
+            raise DataError(
+                f"The test folder's classes {test_scan.class_names} differ from the training "
+                f"folder's {scan.class_names}; give both the same class subfolders."
+            )
+        scans.append(test_scan)
+        train_idx, val_idx = split_indices(labels, (VALIDATION_FRACTION,), cfg.seed)
+        test_files, test_labels = test_scan.files, test_scan.labels
+        order = np.arange(len(test_files))
+    else:
+        train_idx, val_idx, order = split_indices(labels, (VALIDATION_FRACTION, TEST_FRACTION),
+                                                  cfg.seed)
+        test_files, test_labels = list(files), list(labels)
+    parts = {
+        "train": (list(files[train_idx]), labels[train_idx].tolist()),
+        "validation": (list(files[val_idx]), labels[val_idx].tolist()),
+        "test": ([test_files[i] for i in order], [int(test_labels[i]) for i in order]),
+    }
+    for name, (part_files, _) in parts.items():
+        if not part_files:
+            raise DataError(f"{folder} has too few images for a {name} split; add images "
+                            "(a few dozen a class at least).")
+    source = f"the folder {scan.root}" + (f", tested on {cfg.test_data}" if cfg.test_data else "")
+    return Splits(
+        train=files_dataset(*parts["train"]),
+        validation=files_dataset(*parts["validation"]),
+        test=files_dataset(*parts["test"]),
+        class_names=scan.class_names,
+        sizes={name: len(part_files) for name, (part_files, _) in parts.items()},
+        source=source,
+        scans=scans,
+    )
+
+
+TFDS_HELP = (
+    "Downloading TFDS cats_vs_dogs (about 787 MB) failed: {error}\n"
+    "What you can do:\n"
+    "  - run offline on the generated sample: TL_DATA=sample\n"
+    "  - use a folder of your own photos, one subfolder per class: TL_DATA=/path/to/folder\n"
+    "    (the Microsoft / Kaggle 'Dogs vs. Cats' archive works once unzipped: "
+    "TL_DATA=/path/to/PetImages)\n"
+    "  - try again later: the download host has been down before."
+)
+
+
+def _tfds_splits(cfg: Config) -> Splits:
+    import tensorflow_datasets as tfds
+
+    split = TFDS_SPLITS[cfg.profile]
+    try:
+        (train, validation, test), info = tfds.load(
+            "cats_vs_dogs", split=list(split), as_supervised=True, with_info=True
+        )
+    except Exception as error:  # no network, host down, checksum mismatch, disk full ...
+        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+        raise DataError(TFDS_HELP.format(error=message)) from error
+    sizes = {name: int(info.splits[s].num_examples)
+             for name, s in zip(("train", "validation", "test"), split, strict=True)}
+    return Splits(
+        train=train,
+        validation=validation,
+        test=test,
+        class_names=list(info.features["label"].names),
+        sizes=sizes,
+        source=f"TFDS cats_vs_dogs, splits {', '.join(split)}",
+    )
+
+
+def load_raw(cfg: Config) -> Splits:
+    """Returns the splits as unbatched datasets of ``(uint8 image of any size, label)``.
+
+    The source is ``cfg.data``: ``tfds``, ``sample`` (generated on first use) or a folder path.
+    """
+    if cfg.data == "tfds":
+        return _tfds_splits(cfg)
+    folder = str(sample.ensure()) if cfg.data == "sample" else cfg.data
+    splits = _folder_splits(cfg, folder)
+    if cfg.data == "sample":
+        splits.source = f"the generated sample set in {folder}"
+    return splits
+
+
+def resize(image, label, image_size: int):
+    """Returns ``(image, label)`` with the image resized to a square uint8 image."""
+    import tensorflow as tf
+
+    image = tf.image.resize(image, (image_size, image_size))  # float32, aspect ratio not kept
+    return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), label
+
+
+def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: int = 0):
+    """Returns ``dataset`` resized, cached, shuffled (if asked), batched and prefetched.
+
+    Cached images are uint8 (a quarter of the memory of float32). Only the training set is
+    shuffled: evaluation sets keep one fixed order, so predictions line up with labels.
+    """
+    import tensorflow as tf
+
+    dataset = dataset.map(lambda x, y: resize(x, y, image_size),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def load(cfg: Config) -> Splits:
+    """Returns train / validation / test datasets of ``(uint8 image batch, label batch)``.
+
+    Images are ``cfg.image_size`` squares; only ``train`` is shuffled. Introduced in 02.
+    """
+    raw = load_raw(cfg)
+    return dataclasses.replace(
+        raw,
+        train=prepare(raw.train, cfg.image_size, cfg.batch_size, shuffle=True, seed=cfg.seed),
+        validation=prepare(raw.validation, cfg.image_size, cfg.batch_size, shuffle=False),
+        test=prepare(raw.test, cfg.image_size, cfg.batch_size, shuffle=False),
+    )

@@ -1,0 +1,140 @@
+"""A small offline data set laid out like a real folder of cat and dog photos.
+
+Introduced in 02. ``TL_DATA=sample`` (the ``ci`` profile) uses it, so the whole series runs with no
+network. The two classes differ in what a tiny network can see: "cat" images are warm-coloured
+with round blobs, "dog" images are cool-coloured with stripes and boxes. The set also holds the
+kinds of file a real folder has: PNG, GIF, BMP, grayscale, palette, RGBA and CMYK images, a
+truncated JPEG, an empty file and files that are not images at all, so the checks in
+:mod:`helpers.data` always run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CLASS_NAMES = ("cat", "dog")
+VERSION = 1  # bump when the generated files change, so old copies are replaced
+
+
+def default_folder() -> Path:
+    """Returns where :func:`ensure` keeps the sample set: ``~/.keras/datasets/tl_sample_v<N>``."""
+    base = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return base / "datasets" / f"tl_sample_v{VERSION}"
+
+
+def _draw(rng: np.random.Generator, label: int) -> Image.Image:
+    width, height = (int(v) for v in rng.integers(48, 160, size=2))
+    if label == 0:  # cat: warm background, round blobs
+        background = (int(rng.integers(170, 255)), int(rng.integers(90, 160)), int(rng.integers(20, 90)))
+    else:  # dog: cool background, stripes and boxes
+        background = (int(rng.integers(20, 90)), int(rng.integers(90, 170)), int(rng.integers(170, 255)))
+    image = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(2, 5))):
+        x0, x1 = sorted(int(v) for v in rng.integers(0, width, size=2))
+        y0, y1 = sorted(int(v) for v in rng.integers(0, height, size=2))
+        x1, y1 = max(x1, x0 + 8), max(y1, y0 + 8)
+        shade = tuple(int(v) for v in rng.integers(0, 256, size=3))
+        if label == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=shade)
+        else:
+            draw.rectangle((x0, y0, x1, y1), fill=shade)
+            draw.line((0, y0, width, y0), fill=(255, 255, 255), width=3)
+    noise = rng.normal(0, 12, size=(height, width, 3))
+    pixels = np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def _save(image: Image.Image, path: Path, kind: str) -> None:
+    if kind == "png":
+        image.save(path, "PNG")
+    elif kind == "gif":
+        image.convert("P", palette=Image.Palette.ADAPTIVE).save(path, "GIF")
+    elif kind == "bmp":
+        image.save(path, "BMP")
+    elif kind == "gray":
+        image.convert("L").save(path, "JPEG", quality=90)
+    elif kind == "palette":
+        image.convert("P", palette=Image.Palette.ADAPTIVE).save(path, "PNG")
+    elif kind == "rgba":
+        rgba = image.convert("RGBA")
+        rgba.putalpha(200)
+        rgba.save(path, "PNG")
+    elif kind == "cmyk":
+        image.convert("CMYK").save(path, "JPEG", quality=90)
+    else:
+        image.save(path, "JPEG", quality=90)
+
+
+# The odd-format images: (class index, file name, kind). Each is a real, usable image.
+_ODD_IMAGES = (
+    (0, "cat.png.jpg", "png"),  # a PNG with a .jpg name: the content decides, not the extension
+    (0, "cat.gif", "gif"),
+    (0, "cat.bmp", "bmp"),
+    (0, "cat.gray.jpg", "gray"),
+    (1, "dog.palette.png", "palette"),
+    (1, "dog.rgba.png", "rgba"),
+    (1, "dog.cmyk.jpg", "cmyk"),
+)
+
+# Files that are not usable images, as real folders have them: (class folder, name, bytes).
+BAD_FILES = (
+    ("cat", "cat.truncated.jpg", None),  # a JPEG cut off halfway (filled in by generate)
+    ("cat", "Thumbs.db", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(120)),
+    ("dog", "dog.empty.jpg", b""),
+    ("dog", "notes.txt", b"Photos from the shelter, spring batch.\n"),
+)
+
+
+def generate(folder: str | Path, images_per_class: int = 36, seed: int = 0) -> Path:
+    """Returns ``folder`` after writing the sample set into it (``cat/`` and ``dog/``).
+
+    The same ``images_per_class`` and ``seed`` always give the same bytes. Besides
+    ``images_per_class`` ordinary JPEGs a class, it writes the odd-format images and the bad files
+    listed in ``_ODD_IMAGES`` and ``BAD_FILES``, and a hidden ``.ipynb_checkpoints`` folder.
+    """
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(CLASS_NAMES):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for index in range(images_per_class):
+            _save(_draw(rng, label), folder / name / f"{name}.{index}.jpg", "jpeg")
+    for label, file_name, kind in _ODD_IMAGES:
+        _save(_draw(rng, label), folder / CLASS_NAMES[label] / file_name, kind)
+    for class_name, file_name, content in BAD_FILES:
+        if content is None:
+            path = folder / class_name / file_name
+            _save(_draw(rng, CLASS_NAMES.index(class_name)), path, "jpeg")
+            content = path.read_bytes()[: path.stat().st_size // 2]
+        (folder / class_name / file_name).write_bytes(content)
+    (folder / ".ipynb_checkpoints").mkdir(exist_ok=True)  # Jupyter leaves these; not a class
+    return folder
+
+
+def ensure(folder: str | Path | None = None, images_per_class: int = 36) -> Path:
+    """Returns the sample set's folder, generating it first if it is not there yet.
+
+    Writes into a temporary folder and renames it into place, so an interrupted run never leaves
+    a half-written set behind.
+    """
+    folder = Path(folder) if folder is not None else default_folder()
+    marker = folder / ".complete"
+    if marker.is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    generate(staging, images_per_class=images_per_class)
+    (staging / ".complete").write_text(f"tl sample v{VERSION}\n")
+    if folder.exists():
+        shutil.rmtree(folder)  # an incomplete earlier attempt of ours, never user data
+    try:
+        staging.rename(folder)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
