@@ -5,6 +5,7 @@
 #   make lint   ruff on the helpers, tests, benchmarks and notebooks
 #   make strip  remove notebook outputs before committing
 PYTHON ?= python3
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready

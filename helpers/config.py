@@ -95,6 +95,28 @@ class Config:
         return "\n".join(f"{name:<{width}} = {value}" for name, value in rows.items())
 
 
+def environment_report(cfg: Config) -> str:
+    """Returns the Setup cell's lines: versions, the active profile's settings, and the GPU."""
+    import sys
+
+    import keras
+    import tensorflow as tf
+
+    in_colab = "google.colab" in sys.modules
+    if cfg.gpu:
+        device = "GPU: yes (mixed precision and XLA will be used)"
+    elif in_colab:
+        device = "GPU: none. In Colab: Runtime > Change runtime type > T4 GPU, then run again."
+    else:
+        device = "GPU: none (fine: the quick profile is sized for a laptop CPU)"
+    return "\n".join([
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {sys.version.split()[0]}",
+        device,
+        f"Settings (profile {cfg.profile!r}; change them with TL_* environment variables):",
+        cfg.describe(),
+    ])
+
+
 def project_root(start: Path | None = None) -> Path | None:
     """Returns the folder holding this project's pyproject.toml above ``start`` (or None)."""
     here = (start or Path.cwd()).resolve()

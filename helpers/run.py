@@ -1,0 +1,83 @@
+"""``make run`` and ``make strip``: execute the series headless, or strip notebook outputs.
+
+``python -m helpers.run`` executes every numbered notebook in order with the current ``TL_*``
+settings and writes the executed copies to ``<output_dir>/notebooks/``;
+``python -m helpers.run --strip`` removes outputs and execution counts from ``notebooks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from helpers import config
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def numbered_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
+    """Returns the series' notebooks (``NN_name.ipynb``) in order."""
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def strip(path: Path) -> bool:
+    """Returns True if ``path`` had outputs or execution counts, after removing them."""
+    notebook = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs") or cell.get("execution_count") is not None:
+            changed = True
+        cell["outputs"], cell["execution_count"] = [], None
+    if changed:
+        nbformat.write(notebook, path)
+    return changed
+
+
+def execute(path: Path, output_folder: Path) -> float:
+    """Returns the seconds it took to execute ``path``, saving the executed copy."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    client = NotebookClient(notebook, timeout=None, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    finally:
+        output_folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, output_folder / path.name)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--strip", action="store_true", help="strip outputs instead of running")
+    parser.add_argument("notebooks", nargs="*", help="run only these (default: all, in order)")
+    args = parser.parse_args(argv)
+    paths = [Path(p) for p in args.notebooks] or numbered_notebooks()
+    if args.strip:
+        for path in paths:
+            if strip(path):
+                print(f"stripped {path}")
+        return 0
+    cfg = config.load()
+    print(cfg.describe(), flush=True)
+    output_folder = cfg.output_dir / "notebooks"
+    total = 0.0
+    for path in paths:
+        print(f"running {path.name} ...", flush=True)
+        seconds = execute(path, output_folder)
+        total += seconds
+        print(f"  {path.name}: {seconds:.0f} s (executed copy in {output_folder})", flush=True)
+    print(f"series finished in {total:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

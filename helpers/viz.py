@@ -1,0 +1,59 @@
+"""Plots for the series: image grids and training curves (the dull plotting code, kept out of sight).
+
+Every function returns a matplotlib Figure (shown when it is a cell's last expression);
+:func:`save` writes one into ``<output_dir>/figures/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+# Figures are built with matplotlib.figure.Figure, not pyplot: Jupyter shows a returned figure
+# once (pyplot would show it twice), and nothing piles up in pyplot's global state.
+
+
+def _to_uint8(image) -> np.ndarray:
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return array
+
+
+def image_grid(images: Sequence, titles: Sequence[str] | None = None, *, columns: int = 3,
+               size: float = 2.2):
+    """Returns a Figure showing ``images`` (0-255 values) in a grid, with optional titles.
+
+    Introduced in 02 (a 3x3 grid of samples) and used again in 03 (augmented copies).
+    """
+    images = list(images)
+    rows = max(1, -(-len(images) // columns))
+    figure = Figure(figsize=(columns * size, rows * size))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(_to_uint8(images[index]))
+            if titles is not None:
+                axis.set_title(str(titles[index]), fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def batch_grid(dataset, class_names: Sequence[str], count: int = 9):
+    """Returns a grid Figure of the first ``count`` images of a batched dataset, titled by label."""
+    images, labels = next(iter(dataset.unbatch().batch(count)))
+    titles = [class_names[int(label)] for label in labels]
+    return image_grid(images.numpy(), titles)
+
+
+def save(figure, cfg, name: str) -> Path:
+    """Returns the path of ``figure`` saved as ``<output_dir>/figures/<name>.png``."""
+    folder = Path(cfg.output_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    return path
