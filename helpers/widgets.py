@@ -1,0 +1,164 @@
+"""Interactive explorers (ipywidgets) for the notebooks, with their logic in plain functions.
+
+Introduced in 01 (toggle ``trainable`` and watch the parameter counts) and 03 (move augmentation
+sliders and watch a grid of augmented copies). The update logic lives in plain functions
+(:func:`trainable_counts`, :func:`apply_trainable`, :func:`augmentation_figure`) so it is tested
+without a browser; the ``*_explorer`` functions only wire those to widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+from matplotlib.figure import Figure
+
+from helpers import augment, viz
+
+
+def _count(weights) -> int:
+    return int(sum(int(np.prod(w.shape)) for w in weights))
+
+
+def trainable_counts(model: keras.Model) -> dict[str, int]:
+    """Returns ``{"trainable": n, "non_trainable": n, "total": n}``: ``model``'s parameters (01)."""
+    trainable = _count(model.trainable_weights)
+    non_trainable = _count(model.non_trainable_weights)
+    return {
+        "trainable": trainable,
+        "non_trainable": non_trainable,
+        "total": trainable + non_trainable,
+    }
+
+
+def apply_trainable(model: keras.Model, states: Mapping[str, bool]) -> dict[str, int]:
+    """Returns :func:`trainable_counts` after setting ``trainable`` on the layers named in
+    ``states`` (layer name -> checkbox value); layers not named are left as they are (01).
+
+    An unknown layer name raises a ``KeyError`` that lists the model's layer names.
+    """
+    names = [layer.name for layer in model.layers]
+    for name, trainable in states.items():
+        if name not in names:
+            raise KeyError(f"{model.name} has no layer {name!r}; its layers are {names}.")
+        model.get_layer(name).trainable = bool(trainable)
+    return trainable_counts(model)
+
+
+def format_counts(counts: Mapping[str, int]) -> str:
+    """Returns one line for people, e.g. ``trainable: 1,234 | non-trainable: 56 | total: 1,290``
+    (01)."""
+    return (
+        f"trainable: {counts['trainable']:,} | non-trainable: {counts['non_trainable']:,} | "
+        f"total: {counts['total']:,}"
+    )
+
+
+def trainable_explorer(model: keras.Model):
+    """Returns an ipywidgets box: one checkbox per layer of ``model`` toggling its ``trainable``,
+    and a live count of trainable and non-trainable parameters (01).
+
+    The checkboxes change ``model`` itself; recompile it before training (01 shows why).
+    """
+    import ipywidgets as w
+
+    boxes = {
+        layer.name: w.Checkbox(value=layer.trainable, description=layer.name, indent=False)
+        for layer in model.layers
+    }
+    label = w.HTML(f"<b>{format_counts(trainable_counts(model))}</b>")
+
+    def on_change(_change) -> None:
+        counts = apply_trainable(model, {name: box.value for name, box in boxes.items()})
+        label.value = f"<b>{format_counts(counts)}</b>"
+
+    for box in boxes.values():
+        box.observe(on_change, names="value")
+    return w.VBox(
+        [
+            w.HTML(f"Layers of <code>{model.name}</code> (checked = trainable):"),
+            *boxes.values(),
+            label,
+        ]
+    )
+
+
+def augmentation_figure(
+    image,
+    *,
+    rotation: float = 0.1,
+    zoom: float = 0.0,
+    contrast: float = 0.0,
+    flip: bool = True,
+    count: int = 9,
+    seed: int | None = 0,
+) -> Figure:
+    """Returns a grid Figure: the original ``image`` then ``count - 1`` augmented copies (03).
+
+    ``image`` is one (h, w, 3) image with 0-255 values; the factors are those of
+    :func:`helpers.augment.build`. A fixed ``seed`` gives the same grid for the same settings.
+    """
+    augmentation = augment.build(
+        flip=flip, rotation=rotation, zoom=zoom, contrast=contrast, seed=seed
+    )
+    augmented = augment.copies(augmentation, image, count=count - 1) if count > 1 else []
+    images = [np.asarray(image), *augmented]
+    titles = ["original", *(f"augmented {i}" for i in range(1, count))]
+    return viz.image_grid(images, titles)
+
+
+def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None):
+    """Returns an ipywidgets box: pick an image, move the rotation / zoom / contrast sliders, and
+    the grid of augmented copies is redrawn (03).
+
+    ``images`` are (h, w, 3) images with 0-255 values; ``titles`` name them in the picker.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    titles = list(titles) if titles is not None else [f"image {i}" for i in range(len(images))]
+    picker = w.Dropdown(
+        options=[(title, i) for i, title in enumerate(titles)], value=0, description="image"
+    )
+    style = {"description_width": "initial"}
+    sliders = {
+        "rotation": w.FloatSlider(
+            value=0.1,
+            min=0.0,
+            max=0.5,
+            step=0.05,
+            description="rotation",
+            style=style,
+            continuous_update=False,
+        ),
+        "zoom": w.FloatSlider(
+            value=0.0,
+            min=0.0,
+            max=0.5,
+            step=0.05,
+            description="zoom",
+            style=style,
+            continuous_update=False,
+        ),
+        "contrast": w.FloatSlider(
+            value=0.0,
+            min=0.0,
+            max=0.9,
+            step=0.1,
+            description="contrast",
+            style=style,
+            continuous_update=False,
+        ),
+    }
+    flip = w.Checkbox(value=True, description="horizontal flip", indent=False)
+
+    def show(index: int, rotation: float, zoom: float, contrast: float, flip: bool) -> None:
+        display(
+            augmentation_figure(
+                images[index], rotation=rotation, zoom=zoom, contrast=contrast, flip=flip
+            )
+        )
+
+    output = w.interactive_output(show, {"index": picker, "flip": flip, **sliders})
+    return w.VBox([w.HBox([picker, flip]), w.HBox(list(sliders.values())), output])
