@@ -19,7 +19,8 @@ DATA_SOURCES = ("tfds", "sample")
 
 # Starting points for each profile. Every value can be overridden by its TL_* variable.
 _DEFAULTS: dict[str, dict[str, object]] = {
-    # Offline, generated data, an untrained Xception at its smallest practical size: seconds a notebook.
+    # Offline, generated data, an untrained Xception at its smallest practical size: seconds a
+    # notebook.
     "ci": dict(
         data="sample",
         backbone="xception",
@@ -160,16 +161,16 @@ def gpu_available() -> bool:
 
 
 def _choose(variable: str, value: str, accepted: tuple[str, ...]) -> str:
-    value = value.strip().lower()
-    if value not in accepted:
+    choice = value.strip().lower()
+    if choice not in accepted:
         raise ConfigError(
             f"{variable}={value!r} is not a known value; use one of: {', '.join(accepted)}."
         )
-    return value
+    return choice
 
 
 def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Config:
-    """Returns the settings: the profile's defaults, overridden by the ``TL_*`` variables in ``env``.
+    """Returns the settings: a profile's defaults, overridden by the ``TL_*`` variables in ``env``.
 
     ``env`` defaults to ``os.environ``; ``gpu`` defaults to asking TensorFlow. Introduced in 01.
     """

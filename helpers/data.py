@@ -128,7 +128,9 @@ def _convert(path: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(path) as image:
             image.seek(0)  # the first frame of an animation
-            rgb = image.convert("RGBA").convert("RGB") if image.mode == "P" else image.convert("RGB")
+            # Palette images may carry transparency: through RGBA, so Pillow applies it first.
+            rgba_first = image.mode == "P"
+            rgb = (image.convert("RGBA") if rgba_first else image).convert("RGB")
         partial = target.with_suffix(f".{os.getpid()}.tmp")
         rgb.save(partial, "PNG")
         partial.replace(target)
@@ -203,7 +205,9 @@ def scan_folder(folder: str | Path) -> FolderScan:
     return scan
 
 
-def split_indices(labels: Iterable[int], fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+def split_indices(
+    labels: Iterable[int], fractions: tuple[float, ...], seed: int
+) -> list[np.ndarray]:
     """Returns index arrays, one per fraction (the rest goes first), stratified by label.
 
     The same labels and seed always give the same split; each part is shuffled, so classes are
@@ -233,7 +237,10 @@ def decode_image(path, label):
 
 
 def files_dataset(files: list[Path], labels: list[int]):
-    """Returns a dataset of ``(uint8 image, label)`` read from ``files`` (checked by scan_folder)."""
+    """Returns a dataset of ``(uint8 image, label)`` read from ``files`` (checked by scan_folder).
+
+    Introduced in 02; every image comes out with 3 channels, whatever its format or colour mode.
+    """
     import tensorflow as tf
 
     paths = tf.constant([str(p) for p in files])
@@ -283,7 +290,7 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
 
 
 TFDS_HELP = (
-    "Downloading TFDS cats_vs_dogs (about 787 MB) failed: {error}\n"
+    "Loading TFDS cats_vs_dogs (a download of about 787 MB the first time) failed: {error}\n"
     "What you can do:\n"
     "  - run offline on the generated sample: TL_DATA=sample\n"
     "  - use a folder of your own photos, one subfolder per class: TL_DATA=/path/to/folder\n"
@@ -291,19 +298,51 @@ TFDS_HELP = (
     "TL_DATA=/path/to/PetImages)\n"
     "  - try again later: the download host has been down before."
 )
+TFDS_HOST = "download.microsoft.com"  # where TFDS downloads cats_vs_dogs from
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _download_problem(builder, timeout: float = 5.0) -> str | None:
+    """Returns why the download cannot start, or None when it can (or is not needed).
+
+    Without this, an offline ``tfds.load`` retries for minutes before it fails.
+    """
+    import socket
+
+    if builder.is_prepared() or any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return None  # nothing to download, or a proxy that only the download itself can try
+    downloads = Path(builder.data_dir_root) / "downloads"
+    if any(downloads.glob("*kagglecatsanddogs*")):
+        return None  # the archive is already here
+    try:
+        socket.create_connection((TFDS_HOST, 443), timeout=timeout).close()
+    except OSError as error:
+        return (f"cannot reach {TFDS_HOST} ({error.strerror or error}): no network, "
+                "or the host is down")
+    return None
 
 
 def _tfds_splits(cfg: Config) -> Splits:
-    import tensorflow_datasets as tfds
-
     split = TFDS_SPLITS[cfg.profile]
     try:
-        (train, validation, test), info = tfds.load(
-            "cats_vs_dogs", split=list(split), as_supervised=True, with_info=True
-        )
-    except Exception as error:  # no network, host down, checksum mismatch, disk full ...
-        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
-        raise DataError(TFDS_HELP.format(error=message)) from error
+        import tensorflow_datasets as tfds
+
+        problem = _download_problem(tfds.builder("cats_vs_dogs"))
+        if problem is None:
+            (train, validation, test), info = tfds.load(
+                "cats_vs_dogs", split=list(split), as_supervised=True, with_info=True
+            )
+    except ImportError as error:  # e.g. TFDS 4.9.10 needs importlib_resources, undeclared
+        problem = (f"TensorFlow Datasets could not start ({error}); install the missing "
+                   f"module with: pip install {error.name or 'tensorflow-datasets'}")
+        cause = error
+    except Exception as error:  # host down, checksum mismatch, disk full ...
+        problem = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+        cause = error
+    else:
+        cause = None
+    if problem is not None:
+        raise DataError(TFDS_HELP.format(error=problem)) from cause
     sizes = {name: int(info.splits[s].num_examples)
              for name, s in zip(("train", "validation", "test"), split, strict=True)}
     return Splits(

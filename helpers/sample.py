@@ -31,9 +31,10 @@ def default_folder() -> Path:
 def _draw(rng: np.random.Generator, label: int) -> Image.Image:
     width, height = (int(v) for v in rng.integers(48, 160, size=2))
     if label == 0:  # cat: warm background, round blobs
-        background = (int(rng.integers(170, 255)), int(rng.integers(90, 160)), int(rng.integers(20, 90)))
+        ranges = ((170, 255), (90, 160), (20, 90))
     else:  # dog: cool background, stripes and boxes
-        background = (int(rng.integers(20, 90)), int(rng.integers(90, 170)), int(rng.integers(170, 255)))
+        ranges = ((20, 90), (90, 170), (170, 255))
+    background = tuple(int(rng.integers(low, high)) for low, high in ranges)
     image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(2, 5))):
