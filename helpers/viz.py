@@ -57,3 +57,32 @@ def save(figure, cfg, name: str) -> Path:
     path = folder / f"{name}.png"
     figure.savefig(path, dpi=110, bbox_inches="tight")
     return path
+
+
+def plot_history(history: dict[str, list[float]], *, phase_starts: Sequence[int] = (),
+                 phase_names: Sequence[str] = ("train the head", "fine-tune"), title: str = ""):
+    """Returns a Figure of loss and accuracy per epoch, training and validation side by side.
+
+    Introduced in 04 (one phase); 05 passes a history joined by ``train.combine_histories`` and
+    the epoch where fine-tuning starts, which is marked with a dashed line.
+    """
+    figure = Figure(figsize=(10, 3.6))
+    axes = figure.subplots(1, 2)
+    for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+            if key in history:
+                epochs = np.arange(1, len(history[key]) + 1)
+                axis.plot(epochs, history[key], marker="o", markersize=3, label=label)
+        for index, start in enumerate(phase_starts):
+            name = phase_names[min(index + 1, len(phase_names) - 1)]
+            axis.axvline(start + 0.5, color="gray", linestyle="--")
+            axis.text(start + 0.6, 0.98, f"{name} starts", transform=axis.get_xaxis_transform(),
+                      va="top", fontsize=9, color="gray")
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.grid(alpha=0.3)
+        axis.legend(loc="best")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
