@@ -1,0 +1,158 @@
+"""Every numbered notebook follows the series' skeleton and is committed without outputs.
+
+nbval executes the notebooks themselves (``make test``); these checks read them as files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+
+import helpers
+from helpers import run
+
+NOTEBOOKS = run.numbered_notebooks()
+OWNER_REPO = urlparse(helpers.REPOSITORY_URL).path.strip("/").removesuffix(".git")
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+def _markdown_lines(notebook) -> list[str]:
+    """Returns the markdown lines outside fenced code blocks (where `#` is a comment)."""
+    lines, fenced = [], False
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced:
+                lines.append(line)
+    return lines
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda path: path.name)
+def notebook_path(request) -> Path:
+    return request.param
+
+
+@pytest.fixture
+def notebook(notebook_path):
+    return nbformat.read(notebook_path, as_version=4)
+
+
+def test_the_series_is_found():
+    assert run.NOTEBOOKS.is_dir()
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name) for path in NOTEBOOKS)
+
+
+def test_valid_json_and_nbformat(notebook_path):
+    json.loads(notebook_path.read_text(encoding="utf-8"))
+    nbformat.validate(nbformat.read(notebook_path, as_version=4))
+
+
+def test_committed_without_outputs(notebook):
+    dirty = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"cells {dirty} carry outputs: python -m helpers.run --strip <notebook>"
+
+
+def test_opens_with_one_numbered_title(notebook_path, notebook):
+    first = notebook.cells[0]
+    assert first.cell_type == "markdown"
+    title = first.source.splitlines()[0]
+    number = notebook_path.name[:2]
+    assert re.fullmatch(rf"# {number} · \S.*", title), title
+    titles = [line for line in _markdown_lines(notebook) if re.match(r"#\s", line)]
+    assert titles == [title], "exactly one H1 per notebook"
+
+
+def test_colab_badge_points_at_this_notebook(notebook_path, notebook):
+    first = notebook.cells[0].source
+    url = (
+        f"https://colab.research.google.com/github/{OWNER_REPO}/blob/main/notebooks/"
+        f"{notebook_path.name}"
+    )
+    assert f"[![Open In Colab]({BADGE_IMAGE})]({url})" in first
+
+
+def test_says_what_you_learn_and_how_long(notebook):
+    first = notebook.cells[0].source
+    assert "What you'll learn" in first
+    bullets = [line for line in first.splitlines() if line.startswith(("- ", "* "))]
+    assert 3 <= len(bullets) <= 5
+    # "Time: ~N min on a laptop CPU (`quick`), ~N min on a GPU (`full`)", in any wording
+    assert re.search(r"Time\b.*?\d+.*`quick`.*?\d+.*`full`", first, re.S)
+
+
+def test_has_setup_summary_and_exercises_in_order(notebook):
+    headings = [line.strip() for line in _markdown_lines(notebook) if line.startswith("## ")]
+    for required in ("## Setup", "## Summary", "## Exercises"):
+        assert required in headings, f"missing {required}"
+    positions = [headings.index(h) for h in ("## Setup", "## Summary", "## Exercises")]
+    assert positions == sorted(positions)
+    assert positions[0] == 0, "Setup comes first"
+
+
+def test_setup_installs_the_helpers_only_in_colab(notebook):
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    setup = code[0]
+    assert 'if "google.colab" in sys.modules:' in setup
+    assert f'%pip install -q "tl-helpers @ git+{helpers.REPOSITORY_URL}"' in setup
+    assert "config.load()" in setup
+    assert "environment_report(cfg)" in setup
+    # Nothing else installs packages: the one install line lives in Setup.
+    assert not any("pip install" in source for source in code[1:])
+
+
+def test_exercises_have_solutions(notebook):
+    lines = _markdown_lines(notebook)
+    after = lines[lines.index("## Exercises") :]
+    exercises = [line for line in after if re.match(r"(\*\*)?\d+\.(\*\*)?\s", line)]
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    solutions = len(re.findall(r"solution", "\n".join(after) + code, re.I))
+    assert exercises, "number the exercises"
+    assert solutions >= len(exercises), "each exercise is followed by a marked solution"
+
+
+# --- helpers.run.strip ----------------------------------------------------------------------------
+
+
+def test_strip_removes_outputs_and_counts(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 99 · Test"),
+        nbformat.v4.new_code_cell(
+            "print(1)",
+            execution_count=3,
+            outputs=[nbformat.v4.new_output("stream", name="stdout", text="1\n")],
+        ),
+        nbformat.v4.new_code_cell("x = 1", execution_count=4),
+    ]
+    path = tmp_path / "99_test.ipynb"
+    nbformat.write(notebook, path)
+    assert run.strip(path) is True
+    stripped = nbformat.read(path, as_version=4)
+    assert [c.get("outputs") for c in stripped.cells[1:]] == [[], []]
+    assert [c.get("execution_count") for c in stripped.cells[1:]] == [None, None]
+    assert stripped.cells[0].source == "# 99 · Test"
+    before = path.read_bytes()
+    assert run.strip(path) is False  # already clean: the file is not rewritten
+    assert path.read_bytes() == before
+
+
+def test_strip_command_line(tmp_path, capsys):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("1", execution_count=1)]
+    path = tmp_path / "98_cli.ipynb"
+    nbformat.write(notebook, path)
+    assert run.main(["--strip", str(path)]) == 0
+    assert "stripped" in capsys.readouterr().out
+    assert nbformat.read(path, as_version=4).cells[0].execution_count is None
