@@ -33,9 +33,9 @@ def trainable_counts(model: keras.Model) -> dict[str, int]:
 
 
 def apply_trainable(model: keras.Model, states: Mapping[str, bool]) -> dict[str, int]:
-    """Returns :func:`trainable_counts` after setting ``trainable`` on the layers named in
-    ``states`` (layer name -> checkbox value); layers not named are left as they are (01).
+    """Returns :func:`trainable_counts` after applying checkbox ``states`` to the layers (01).
 
+    ``states`` maps layer names to ``trainable`` values; layers not named are left as they are.
     An unknown layer name raises a ``KeyError`` that lists the model's layer names.
     """
     names = [layer.name for layer in model.layers]
@@ -47,8 +47,7 @@ def apply_trainable(model: keras.Model, states: Mapping[str, bool]) -> dict[str,
 
 
 def format_counts(counts: Mapping[str, int]) -> str:
-    """Returns one line for people, e.g. ``trainable: 1,234 | non-trainable: 56 | total: 1,290``
-    (01)."""
+    """Returns the counts as one line for people, e.g. ``trainable: 9 | ... | total: 9`` (01)."""
     return (
         f"trainable: {counts['trainable']:,} | non-trainable: {counts['non_trainable']:,} | "
         f"total: {counts['total']:,}"
@@ -56,10 +55,11 @@ def format_counts(counts: Mapping[str, int]) -> str:
 
 
 def trainable_explorer(model: keras.Model):
-    """Returns an ipywidgets box: one checkbox per layer of ``model`` toggling its ``trainable``,
-    and a live count of trainable and non-trainable parameters (01).
+    """Returns an ipywidgets box of per-layer ``trainable`` checkboxes and live counts (01).
 
-    The checkboxes change ``model`` itself; recompile it before training (01 shows why).
+    One checkbox per layer of ``model``, and a line counting trainable and non-trainable
+    parameters that updates on every click. The checkboxes change ``model`` itself: recompile
+    it before training (01 shows why).
     """
     import ipywidgets as w
 
@@ -109,8 +109,10 @@ def augmentation_figure(
 
 
 def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None):
-    """Returns an ipywidgets box: pick an image, move the rotation / zoom / contrast sliders, and
-    the grid of augmented copies is redrawn (03).
+    """Returns an ipywidgets box: an image picker and sliders that redraw an augmented grid (03).
+
+    Pick an image, move the rotation / zoom / contrast sliders or the flip checkbox, and the grid
+    of :func:`augmentation_figure` is redrawn.
 
     ``images`` are (h, w, 3) images with 0-255 values; ``titles`` name them in the picker.
     """
