@@ -370,10 +370,15 @@ def load_raw(cfg: Config) -> Splits:
 
 
 def resize(image, label, image_size: int):
-    """Returns ``(image, label)`` with the image resized to a square uint8 image."""
+    """Returns ``(image, label)``: the image's central square, resized to a uint8 square.
+
+    Cropping to the central square (``crop_to_aspect_ratio``, as ``image_dataset_from_directory``
+    offers) keeps the animal's proportions: squashing a wide photo into a square distorts it.
+    """
+    import keras
     import tensorflow as tf
 
-    image = tf.image.resize(image, (image_size, image_size))  # float32, aspect ratio not kept
+    image = keras.ops.image.resize(image, (image_size, image_size), crop_to_aspect_ratio=True)
     return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), label
 
 

@@ -1,0 +1,191 @@
+"""Pretrained bases and the classifier built on them (introduced in 04, reused in 05).
+
+The registry knows, for each backbone, its Keras constructor and the input scale its ImageNet
+weights were trained with: Xception and the MobileNets want [-1, 1]; the Keras EfficientNets
+rescale inside the model and want raw 0-255 pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from helpers.config import Config
+from helpers.errors import LearnerError
+
+
+class WeightsError(LearnerError):
+    """The pretrained weights could not be loaded; the message says how to provide them."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One pretrained base: how to build it and what input scale it expects."""
+
+    name: str
+    constructor: Callable[..., keras.Model]
+    input_range: tuple[float, float]  # the pixel range its ImageNet weights expect
+    has_alpha: bool = False  # MobileNets take a width multiplier
+
+    def scaling(self) -> keras.layers.Layer:
+        """Returns the layer that maps 0-255 pixels to this backbone's input range."""
+        if self.input_range == (-1.0, 1.0):
+            return keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale_to_minus1_1")
+        return keras.layers.Identity(name="keep_0_255")  # the model rescales by itself
+
+
+BASE_NAME = "base_model"  # how the classifier's nested base is named: model.get_layer(BASE_NAME)
+
+BACKBONES: dict[str, Backbone] = {
+    "xception": Backbone("xception", keras.applications.Xception, (-1.0, 1.0)),
+    "mobilenet_v2": Backbone("mobilenet_v2", keras.applications.MobileNetV2, (-1.0, 1.0), True),
+    "mobilenet": Backbone("mobilenet", keras.applications.MobileNet, (-1.0, 1.0), True),
+    "efficientnet_b0": Backbone("efficientnet_b0", keras.applications.EfficientNetB0, (0.0, 255.0)),
+}
+
+
+def backbone(cfg_or_name: Config | str) -> Backbone:
+    """Returns the registry entry for ``cfg.backbone`` (or a backbone name)."""
+    name = cfg_or_name if isinstance(cfg_or_name, str) else cfg_or_name.backbone
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise LearnerError(f"Unknown backbone {name!r}; use one of: "
+                           f"{', '.join(BACKBONES)} (TL_BACKBONE).") from None
+
+
+WEIGHTS_HELP = (
+    "Could not download the ImageNet weights for {name}: {error}\n"
+    "What you can do:\n"
+    "  - download the weights file elsewhere and pass its path: TL_WEIGHTS=/path/to/file.h5\n"
+    "    (or put it in ~/.keras/models/ under the name Keras asks for above);\n"
+    "  - run without pretrained weights (the code runs, accuracy will be poor): TL_WEIGHTS=none;\n"
+    "  - check your network connection and try again."
+)
+
+
+def build_base(cfg: Config) -> keras.Model:
+    """Returns the pretrained base for ``cfg``: no classifier on top, weights per ``TL_WEIGHTS``.
+
+    Introduced in 04. ``cfg.weights`` is ``imagenet`` (downloaded once by Keras), ``none``
+    (random initialisation) or the path of a weights file.
+    """
+    entry = backbone(cfg)
+    kwargs = dict(input_shape=cfg.image_shape, include_top=False, name=BASE_NAME)
+    if entry.has_alpha:
+        kwargs["alpha"] = cfg.alpha
+    weights = None if cfg.weights == "none" else cfg.weights
+    try:
+        base_model = entry.constructor(weights=weights, **kwargs)
+    except ValueError as error:
+        if weights in (None, "imagenet"):
+            raise LearnerError(f"{entry.name} cannot be built with these settings: {error}") \
+                from error
+        raise WeightsError(
+            f"The weights file {weights} does not fit {entry.name} (alpha={cfg.alpha}, "
+            f"{cfg.image_size}x{cfg.image_size}): {str(error).splitlines()[0][:200]}\n"
+            "Pass the file made for this backbone and width (TL_BACKBONE, TL_ALPHA), "
+            "a 'no_top' file, or TL_WEIGHTS=imagenet."
+        ) from error
+    except Exception as error:  # no network, host down, truncated download ...
+        if weights != "imagenet":
+            raise
+        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+        raise WeightsError(WEIGHTS_HELP.format(name=entry.name, error=message)) from error
+    return base_model
+
+
+def build_classifier(cfg: Config, base_model: keras.Model,
+                     augmentation: keras.layers.Layer | None = None) -> keras.Model:
+    """Returns the classifier of 04: augmentation, scaling, the base in inference mode, one logit.
+
+    The same code stands, step by step, in 04; 05 calls this when 04's model is not saved.
+    """
+    inputs = keras.Input(shape=cfg.image_shape, name="image")
+    x = inputs if augmentation is None else augmentation(inputs)
+    x = backbone(cfg).scaling()(x)
+    x = base_model(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(0.2, name="dropout")(x)
+    outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # no sigmoid: a logit
+    return keras.Model(inputs, outputs, name="cats_vs_dogs")
+
+
+def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """Returns every BatchNormalization layer inside ``model``, nested models included."""
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def batchnorm_statistics(model: keras.Model) -> list[np.ndarray]:
+    """Returns copies of every BatchNormalization moving mean and variance in ``model``."""
+    return [np.array(variable) for layer in batchnorm_layers(model)
+            for variable in (layer.moving_mean, layer.moving_variance)]
+
+
+def weights_snapshot(model: keras.Model) -> list[np.ndarray]:
+    """Returns copies of all of ``model``'s weights, to compare before and after ``fit``."""
+    return [np.array(w) for w in model.weights]
+
+
+def count_changed(before: list[np.ndarray], after: list[np.ndarray]) -> int:
+    """Returns how many arrays differ between two snapshots (compared exactly, element-wise)."""
+    assert len(before) == len(after), "snapshots of different models"
+    return sum(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def _settings(cfg: Config) -> dict:
+    """Returns the settings a saved model depends on (a later notebook must match them)."""
+    return {"backbone": cfg.backbone, "alpha": cfg.alpha, "weights": cfg.weights,
+            "image_size": cfg.image_size, "data": cfg.data}
+
+
+def save(model: keras.Model, cfg: Config, name: str) -> Path:
+    """Returns the path of ``model`` saved as ``<output_dir>/<name>.keras`` (introduced in 04).
+
+    A ``<name>.json`` beside it records the settings it was trained with, for :func:`load_saved`.
+    """
+    path = Path(cfg.output_dir) / f"{name}.keras"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    path.with_suffix(".json").write_text(json.dumps(_settings(cfg), indent=1) + "\n")
+    return path
+
+
+def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
+    """Returns ``(model, why)``: the model a notebook saved, or None and the reason it can't be used.
+
+    Introduced in 05. A model saved with other settings (another backbone, image size, data ...)
+    is not used, so changing ``TL_*`` between notebooks never mixes two runs.
+    """
+    path = Path(cfg.output_dir) / f"{name}.keras"
+    settings_path = path.with_suffix(".json")
+    if not path.is_file():
+        return None, f"no {path.name} in {path.parent} (run 04 first to reuse its model)"
+    saved = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    if saved != _settings(cfg):
+        return None, f"{path} was trained with other settings ({saved or 'unknown'})"
+    return keras.saving.load_model(path), f"loaded {path}"
+
+
+def for_inference(model: keras.Model) -> keras.Model:
+    """Returns the classifier without its augmentation layers, sharing the trained weights.
+
+    Introduced in 05. Keras 3's random preprocessing layers augment whenever they are called
+    without ``training=False``: ``model(x)`` or an exported model would augment the images it
+    classifies. ``predict`` and ``evaluate`` pass ``training=False``; this model is safe either way.
+    """
+    from helpers import augment
+
+    inputs = keras.Input(shape=model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:  # layers[0] is the input
+        if layer.name == augment.NAME:
+            continue
+        x = layer(x, training=False) if layer.name == BASE_NAME else layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_inference")

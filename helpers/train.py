@@ -1,0 +1,160 @@
+"""Training plumbing for 04 and 05: speed settings, cached features, histories and metrics.
+
+The lesson's own code (freezing, compiling, fitting) stays in the notebooks; these helpers hold
+what is not the lesson: where files go, how histories are joined, how features are collected.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from helpers.config import Config
+
+
+def use_fast_settings(cfg: Config) -> str:
+    """Returns the dtype policy in force after choosing it: mixed precision on a GPU only.
+
+    Introduced in 04. On a GPU, float16 math roughly doubles throughput; on a CPU it is slower,
+    so the policy stays float32 there. (XLA is chosen at compile time: ``jit_compile=cfg.gpu``.)
+    """
+    policy = "mixed_float16" if cfg.gpu else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """A callback that records the seconds each epoch took, in ``epoch_seconds``."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch_seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self._start)
+
+
+def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(features, labels)``: the extractor's output for every batch, with its labels.
+
+    Introduced in 04 (the fast path). Features and labels come from the same pass over
+    ``dataset``, so they stay aligned even if the dataset is shuffled.
+    """
+    features, labels = [], []
+    for images, batch_labels in dataset:
+        features.append(np.asarray(feature_extractor.predict_on_batch(images)))
+        labels.append(np.asarray(batch_labels))
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def history_path(cfg: Config, stage: str) -> Path:
+    """Returns where the history of one stage (``transfer_learning``, ``fine_tuning``) is kept."""
+    return Path(cfg.output_dir) / f"history_{stage}.json"
+
+
+def save_history(cfg: Config, stage: str, history: keras.callbacks.History | dict) -> Path:
+    """Returns the path of ``history`` (a History or its ``.history`` dict) saved as JSON."""
+    values = history.history if hasattr(history, "history") else history
+    path = history_path(cfg, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: [float(v) for v in vs] for k, vs in values.items()}, indent=1))
+    return path
+
+
+def load_history(cfg: Config, stage: str) -> dict[str, list[float]] | None:
+    """Returns the saved history of ``stage``, or None when it was never saved."""
+    path = history_path(cfg, stage)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def combine_histories(*phases: dict[str, list[float]]) -> tuple[dict[str, list[float]], list[int]]:
+    """Returns the phases' histories joined end to end, and the epoch where each later one starts.
+
+    Introduced in 05: the head's epochs, then the fine-tuning epochs, on one time axis.
+    Only the metrics every phase recorded are kept.
+    """
+    keys = [k for k in phases[0] if all(k in phase for phase in phases[1:])]
+    combined: dict[str, list[float]] = {k: [] for k in keys}
+    starts = []
+    for index, phase in enumerate(phases):
+        if index:
+            starts.append(len(combined[keys[0]]) if keys else 0)
+        for k in keys:
+            combined[k].extend(float(v) for v in phase[k])
+    return combined, starts
+
+
+def metrics_path(cfg: Config) -> Path:
+    """Returns the path of the run's ``metrics.json``."""
+    return Path(cfg.output_dir) / "metrics.json"
+
+
+def record_metrics(cfg: Config, stage: str, **values: float) -> dict:
+    """Returns all metrics of the run after writing ``values`` under ``stage`` in metrics.json.
+
+    Introduced in 04. Each notebook writes its own key and keeps the others' entries.
+    """
+    path = metrics_path(cfg)
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics[stage] = {k: (round(float(v), 4) if isinstance(v, float | np.floating) else v)
+                      for k, v in values.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def head_on_features(feature_count: int) -> keras.Model:
+    """Returns the classifier's head alone (dropout, one logit) for pooled base features.
+
+    Its two layers are named like the full classifier's (``dropout``, ``logit``), so the trained
+    weights can be copied over with :func:`copy_head`.
+    """
+    inputs = keras.Input(shape=(feature_count,), name="features")
+    x = keras.layers.Dropout(0.2, name="dropout")(inputs)
+    outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def copy_head(head: keras.Model, model: keras.Model) -> None:
+    """Copies the trained ``logit`` layer of ``head`` into the full classifier ``model``."""
+    model.get_layer("logit").set_weights(head.get_layer("logit").get_weights())
+
+
+def compile_for_logits(model: keras.Model, learning_rate: float, cfg: Config) -> None:
+    """Compiles ``model`` for one-logit binary classification (the 04 / 05 settings)."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+        jit_compile=cfg.gpu,
+    )
+
+
+def transfer_model(cfg: Config, splits, epochs: int | None = None):
+    """Returns ``(model, history)``: 04's classifier with its head trained on cached features.
+
+    Introduced in 05, which calls it when 04 has not saved ``transfer_model.keras``. It does what
+    04 teaches: a frozen base, features computed once, the head trained on them and copied in.
+    """
+    from helpers import augment, models
+
+    base_model = models.build_base(cfg)
+    base_model.trainable = False
+    model = models.build_classifier(cfg, base_model, augment.build())
+    extractor = keras.Sequential([models.backbone(cfg).scaling(), base_model,
+                                  keras.layers.GlobalAveragePooling2D()])
+    train_x, train_y = extract_features(extractor, splits.train)
+    val_x, val_y = extract_features(extractor, splits.validation)
+    head = head_on_features(train_x.shape[-1])
+    compile_for_logits(head, 1e-3, cfg)
+    history = head.fit(train_x, train_y, validation_data=(val_x, val_y),
+                       epochs=cfg.epochs if epochs is None else epochs,
+                       batch_size=cfg.batch_size, verbose=0)
+    copy_head(head, model)
+    return model, history
