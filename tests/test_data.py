@@ -144,8 +144,10 @@ def test_images_in_nested_subfolders_count_for_their_class(folder):
 
 def test_missing_path_is_named(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(data.DataError, match=str(missing)):
+    with pytest.raises(data.DataError) as caught:
         data.scan_folder(missing)
+    assert f"{missing} does not exist" in str(caught.value)
+    assert "TL_DATA=sample" in str(caught.value)  # and what to do instead
 
 
 def test_no_class_folders(tmp_path):
