@@ -111,6 +111,8 @@ def _check_image(path: Path) -> tuple[str | None, str | None]:
         return f"{image_format}/{mode}", None
     except UnidentifiedImageError:
         return None, "not an image"
+    except Image.DecompressionBombError:  # not an OSError: it would stop the whole scan
+        return None, "too large to decode safely (more than 2 x Image.MAX_IMAGE_PIXELS)"
     except (OSError, SyntaxError, ValueError) as error:  # truncated, corrupt, unreadable
         return None, f"cannot be decoded ({str(error).splitlines()[0][:80]})"
 

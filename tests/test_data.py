@@ -53,6 +53,18 @@ def test_reasons_say_why(folder):
     assert "truncated" in reasons["truncated.jpg"]
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_huge_image_is_skipped_not_fatal(folder, monkeypatch):
+    huge = save_image(folder / "dog" / "panorama.png", "png", size=(80, 60))
+    # Pillow refuses images over 2 x MAX_IMAGE_PIXELS; lowered, 80 x 60 counts as huge while the
+    # folder's other images (at most 52 x 30) still load.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    scan = data.scan_folder(folder)
+    (skipped,) = scan.skipped
+    assert skipped.path == huge and "too large" in skipped.reason
+    assert scan.counts() == {"cat": 20, "dog": 20}
+
+
 def test_report_lists_a_limited_number_of_files(folder):
     for index in range(12):
         (folder / "dog" / f"broken{index:02d}.jpg").write_bytes(b"")
