@@ -39,22 +39,35 @@ def main() -> None:
     model = models.build_classifier(cfg, base_model, augment.build())
     train.compile_for_logits(model, 1e-3, cfg)
     timer_a = train.EpochTimer()
-    history_a = model.fit(splits.train, validation_data=splits.validation, epochs=cfg.epochs,
-                          callbacks=[timer_a], verbose=0)
+    history_a = model.fit(
+        splits.train,
+        validation_data=splits.validation,
+        epochs=cfg.epochs,
+        callbacks=[timer_a],
+        verbose=0,
+    )
     test_a = model.evaluate(splits.test, verbose=0)[1]
 
     # B. cached features
     start = time.perf_counter()
-    extractor = keras.Sequential([models.backbone(cfg).scaling(), base_model,
-                                  keras.layers.GlobalAveragePooling2D()])
+    extractor = keras.Sequential(
+        [models.backbone(cfg).scaling(), base_model, keras.layers.GlobalAveragePooling2D()]
+    )
     train_x, train_y = train.extract_features(extractor, splits.train)
     val_x, val_y = train.extract_features(extractor, splits.validation)
     extract_seconds = time.perf_counter() - start
     head = train.head_on_features(train_x.shape[-1])
     train.compile_for_logits(head, 1e-3, cfg)
     timer_b = train.EpochTimer()
-    history_b = head.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=cfg.epochs,
-                         batch_size=cfg.batch_size, callbacks=[timer_b], verbose=0)
+    history_b = head.fit(
+        train_x,
+        train_y,
+        validation_data=(val_x, val_y),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        callbacks=[timer_b],
+        verbose=0,
+    )
     model_b = models.build_classifier(cfg, base_model, augment.build())
     train.copy_head(head, model_b)
     train.compile_for_logits(model_b, 1e-3, cfg)
@@ -66,10 +79,14 @@ def main() -> None:
     total_b = extract_seconds + sum(timer_b.epoch_seconds)
     print(f"\n{'':28}{'end to end':>12}{'cached':>12}{'ratio':>8}")
     print(f"{'seconds per epoch':28}{epoch_a:12.2f}{epoch_b:12.3f}{epoch_a / epoch_b:8.0f}x")
-    print(f"{'seconds in all (B: +extract)':28}{total_a:12.1f}{total_b:12.1f}"
-          f"{total_a / total_b:8.1f}x")
-    print(f"{'final val accuracy':28}{history_a.history['val_accuracy'][-1]:12.3f}"
-          f"{history_b.history['val_accuracy'][-1]:12.3f}")
+    print(
+        f"{'seconds in all (B: +extract)':28}{total_a:12.1f}{total_b:12.1f}"
+        f"{total_a / total_b:8.1f}x"
+    )
+    print(
+        f"{'final val accuracy':28}{history_a.history['val_accuracy'][-1]:12.3f}"
+        f"{history_b.history['val_accuracy'][-1]:12.3f}"
+    )
     print(f"{'test accuracy':28}{test_a:12.3f}{test_b:12.3f}")
 
 

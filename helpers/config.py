@@ -110,12 +110,15 @@ def environment_report(cfg: Config) -> str:
         device = "GPU: none. In Colab: Runtime > Change runtime type > T4 GPU, then run again."
     else:
         device = "GPU: none (fine: the quick profile is sized for a laptop CPU)"
-    return "\n".join([
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {sys.version.split()[0]}",
-        device,
-        f"Settings (profile {cfg.profile!r}; change them with TL_* environment variables):",
-        cfg.describe(),
-    ])
+    return "\n".join(
+        [
+            f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+            f"Python {sys.version.split()[0]}",
+            device,
+            f"Settings (profile {cfg.profile!r}; change them with TL_* environment variables):",
+            cfg.describe(),
+        ]
+    )
 
 
 def project_root(start: Path | None = None) -> Path | None:
@@ -192,8 +195,10 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
         try:
             number = int(raw)
         except ValueError:
-            raise ConfigError(f"{variable}={raw!r} is not a whole number; use e.g. {variable}=" +
-                              f"{settings[name]}.") from None
+            raise ConfigError(
+                f"{variable}={raw!r} is not a whole number; use e.g. {variable}="
+                + f"{settings[name]}."
+            ) from None
         if number < 0 or (number == 0 and name in ("image_size", "batch_size")):
             raise ConfigError(f"{variable}={raw!r} must be a positive whole number.")
         settings[name] = number
@@ -203,11 +208,14 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
         try:
             settings["alpha"] = float(raw_alpha)
         except ValueError:
-            raise ConfigError(f"TL_ALPHA={raw_alpha!r} is not a number; use e.g. TL_ALPHA=0.25 "
-                              "or TL_ALPHA=1.0.") from None
+            raise ConfigError(
+                f"TL_ALPHA={raw_alpha!r} is not a number; use e.g. TL_ALPHA=0.25 or TL_ALPHA=1.0."
+            ) from None
         if not 0 < settings["alpha"] <= 1.4:
-            raise ConfigError(f"TL_ALPHA={raw_alpha!r} is out of range; MobileNets accept "
-                              "0.25, 0.35, 0.5, 0.75, 1.0 (and 1.3, 1.4 for v2).")
+            raise ConfigError(
+                f"TL_ALPHA={raw_alpha!r} is out of range; MobileNets accept "
+                "0.25, 0.35, 0.5, 0.75, 1.0 (and 1.3, 1.4 for v2)."
+            )
 
     backbone_value = env.get("TL_BACKBONE", "").strip()
     if backbone_value:
@@ -220,8 +228,10 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
         elif any(sep in data_value for sep in ("/", "\\", "~")) or Path(data_value).exists():
             folder = resolve_path(data_value, "TL_DATA")
             if not folder.is_dir():
-                raise ConfigError(f"TL_DATA={data_value!r} is a file; give a folder with one "
-                                  "subfolder per class (e.g. cat/ and dog/).")
+                raise ConfigError(
+                    f"TL_DATA={data_value!r} is a file; give a folder with one "
+                    "subfolder per class (e.g. cat/ and dog/)."
+                )
             settings["data"] = str(folder)
         else:
             raise ConfigError(
@@ -234,8 +244,10 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
     if test_value:
         test_folder = resolve_path(test_value, "TL_TEST_DATA")
         if not test_folder.is_dir():
-            raise ConfigError(f"TL_TEST_DATA={test_value!r} is a file; give a folder with one "
-                              "subfolder per class.")
+            raise ConfigError(
+                f"TL_TEST_DATA={test_value!r} is a file; give a folder with one "
+                "subfolder per class."
+            )
         test_data = str(test_folder)
 
     weights_value = env.get("TL_WEIGHTS", "").strip()
@@ -245,14 +257,18 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
         else:
             weights_file = resolve_path(weights_value, "TL_WEIGHTS")
             if not weights_file.is_file():
-                raise ConfigError(f"TL_WEIGHTS={weights_value!r} is a folder; give imagenet, "
-                                  "none, or the path of a weights file (.h5).")
+                raise ConfigError(
+                    f"TL_WEIGHTS={weights_value!r} is a folder; give imagenet, "
+                    "none, or the path of a weights file (.h5)."
+                )
             settings["weights"] = str(weights_file)
 
     minimum = _MIN_IMAGE_SIZE[settings["backbone"]]
     if settings["image_size"] < minimum:
-        raise ConfigError(f"TL_IMAGE_SIZE={settings['image_size']} is too small for "
-                          f"{settings['backbone']}; use at least {minimum}.")
+        raise ConfigError(
+            f"TL_IMAGE_SIZE={settings['image_size']} is too small for "
+            f"{settings['backbone']}; use at least {minimum}."
+        )
 
     output_value = env.get("TL_OUTPUT_DIR", "").strip()
     if output_value:

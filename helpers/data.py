@@ -32,8 +32,18 @@ VALIDATION_FRACTION = 0.1  # of a folder, per class
 TEST_FRACTION = 0.1  # of a folder, per class, unless TL_TEST_DATA gives a test folder
 SHUFFLE_BUFFER = 1000
 # Formats TensorFlow decodes itself; anything else Pillow can read is converted to PNG first.
-_TF_READY = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L"), ("PNG", "RGBA"),
-             ("PNG", "P"), ("PNG", "LA"), ("GIF", "P"), ("GIF", "L"), ("BMP", "RGB")}
+_TF_READY = {
+    ("JPEG", "RGB"),
+    ("JPEG", "L"),
+    ("PNG", "RGB"),
+    ("PNG", "L"),
+    ("PNG", "RGBA"),
+    ("PNG", "P"),
+    ("PNG", "LA"),
+    ("GIF", "P"),
+    ("GIF", "L"),
+    ("BMP", "RGB"),
+}
 
 
 class DataError(LearnerError):
@@ -66,11 +76,15 @@ class FolderScan:
 
     def report(self, limit: int = 10) -> str:
         """Returns a few lines for people: images found per class, and which files were skipped."""
-        lines = [f"{self.root}: {len(self.files)} usable images " +
-                 ", ".join(f"{name}={n}" for name, n in self.counts().items())]
+        lines = [
+            f"{self.root}: {len(self.files)} usable images "
+            + ", ".join(f"{name}={n}" for name, n in self.counts().items())
+        ]
         if self.converted:
-            lines.append(f"  {len(self.converted)} converted to RGB PNG (a format or colour mode "
-                         "TensorFlow does not decode itself); the originals are untouched")
+            lines.append(
+                f"  {len(self.converted)} converted to RGB PNG (a format or colour mode "
+                "TensorFlow does not decode itself); the originals are untouched"
+            )
         if self.skipped:
             lines.append(f"  {len(self.skipped)} skipped (not usable images):")
             for item in self.skipped[:limit]:
@@ -160,20 +174,29 @@ def scan_folder(folder: str | Path) -> FolderScan:
     """
     root = Path(folder).expanduser()
     if not root.exists():
-        raise DataError(f"The folder {root} does not exist. Check the path (TL_DATA or "
-                        "TL_TEST_DATA), or use TL_DATA=sample to run on the bundled sample.")
+        raise DataError(
+            f"The folder {root} does not exist. Check the path (TL_DATA or "
+            "TL_TEST_DATA), or use TL_DATA=sample to run on the bundled sample."
+        )
     if not root.is_dir():
         raise DataError(f"{root} is a file; give a folder with one subfolder per class.")
     classes = class_folders(root)
     if not classes:
-        raise DataError(f"{root} has no class folders. Put your images in one subfolder per "
-                        f"class, e.g. {root / 'cat'} and {root / 'dog'}.")
+        raise DataError(
+            f"{root} has no class folders. Put your images in one subfolder per "
+            f"class, e.g. {root / 'cat'} and {root / 'dog'}."
+        )
     if len(classes) == 1:
         inner = class_folders(classes[0])
-        hint = (f" It looks like the classes are one level down: use {classes[0]} instead."
-                if len(inner) >= 2 else " Add a folder for each other class.")
-        raise DataError(f"{root} has only one class folder ({classes[0].name}); a classifier "
-                        f"needs at least two.{hint}")
+        hint = (
+            f" It looks like the classes are one level down: use {classes[0]} instead."
+            if len(inner) >= 2
+            else " Add a folder for each other class."
+        )
+        raise DataError(
+            f"{root} has only one class folder ({classes[0].name}); a classifier "
+            f"needs at least two.{hint}"
+        )
 
     candidates: list[tuple[Path, int]] = []
     for label, class_dir in enumerate(classes):
@@ -224,7 +247,7 @@ def split_indices(
         start = len(members) - sum(sizes)
         parts[0].extend(members[:start])
         for part, size in zip(parts[1:], sizes, strict=True):
-            part.extend(members[start:start + size])
+            part.extend(members[start : start + size])
             start += size
     return [rng.permutation(np.asarray(part, dtype=np.int64)) for part in parts]
 
@@ -267,8 +290,9 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
         test_files, test_labels = test_scan.files, test_scan.labels
         order = np.arange(len(test_files))
     else:
-        train_idx, val_idx, order = split_indices(labels, (VALIDATION_FRACTION, TEST_FRACTION),
-                                                  cfg.seed)
+        train_idx, val_idx, order = split_indices(
+            labels, (VALIDATION_FRACTION, TEST_FRACTION), cfg.seed
+        )
         test_files, test_labels = list(files), list(labels)
     parts = {
         "train": (list(files[train_idx]), labels[train_idx].tolist()),
@@ -277,8 +301,10 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
     }
     for name, (part_files, _) in parts.items():
         if not part_files:
-            raise DataError(f"{folder} has too few images for a {name} split; add images "
-                            "(a few dozen a class at least).")
+            raise DataError(
+                f"{folder} has too few images for a {name} split; add images "
+                "(a few dozen a class at least)."
+            )
     source = f"the folder {scan.root}" + (f", tested on {cfg.test_data}" if cfg.test_data else "")
     return Splits(
         train=files_dataset(*parts["train"]),
@@ -319,8 +345,9 @@ def _download_problem(builder, timeout: float = 5.0) -> str | None:
     try:
         socket.create_connection((TFDS_HOST, 443), timeout=timeout).close()
     except OSError as error:
-        return (f"cannot reach {TFDS_HOST} ({error.strerror or error}): no network, "
-                "or the host is down")
+        return (
+            f"cannot reach {TFDS_HOST} ({error.strerror or error}): no network, or the host is down"
+        )
     return None
 
 
@@ -335,8 +362,10 @@ def _tfds_splits(cfg: Config) -> Splits:
                 "cats_vs_dogs", split=list(split), as_supervised=True, with_info=True
             )
     except ImportError as error:  # e.g. TFDS 4.9.10 needs importlib_resources, undeclared
-        problem = (f"TensorFlow Datasets could not start ({error}); install the missing "
-                   f"module with: pip install {error.name or 'tensorflow-datasets'}")
+        problem = (
+            f"TensorFlow Datasets could not start ({error}); install the missing "
+            f"module with: pip install {error.name or 'tensorflow-datasets'}"
+        )
         cause = error
     except Exception as error:  # host down, checksum mismatch, disk full ...
         problem = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
@@ -345,8 +374,10 @@ def _tfds_splits(cfg: Config) -> Splits:
         cause = None
     if problem is not None:
         raise DataError(TFDS_HELP.format(error=problem)) from cause
-    sizes = {name: int(info.splits[s].num_examples)
-             for name, s in zip(("train", "validation", "test"), split, strict=True)}
+    sizes = {
+        name: int(info.splits[s].num_examples)
+        for name, s in zip(("train", "validation", "test"), split, strict=True)
+    }
     return Splits(
         train=train,
         validation=validation,
@@ -392,8 +423,9 @@ def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: i
     """
     import tensorflow as tf
 
-    dataset = dataset.map(lambda x, y: resize(x, y, image_size),
-                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda x, y: resize(x, y, image_size), num_parallel_calls=tf.data.AUTOTUNE
+    )
     dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)

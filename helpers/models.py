@@ -55,8 +55,9 @@ def backbone(cfg_or_name: Config | str) -> Backbone:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise LearnerError(f"Unknown backbone {name!r}; use one of: "
-                           f"{', '.join(BACKBONES)} (TL_BACKBONE).") from None
+        raise LearnerError(
+            f"Unknown backbone {name!r}; use one of: {', '.join(BACKBONES)} (TL_BACKBONE)."
+        ) from None
 
 
 WEIGHTS_HELP = (
@@ -84,8 +85,9 @@ def build_base(cfg: Config) -> keras.Model:
         base_model = entry.constructor(weights=weights, **kwargs)
     except ValueError as error:
         if weights in (None, "imagenet"):
-            raise LearnerError(f"{entry.name} cannot be built with these settings: {error}") \
-                from error
+            raise LearnerError(
+                f"{entry.name} cannot be built with these settings: {error}"
+            ) from error
         raise WeightsError(
             f"The weights file {weights} does not fit {entry.name} (alpha={cfg.alpha}, "
             f"{cfg.image_size}x{cfg.image_size}): {str(error).splitlines()[0][:200]}\n"
@@ -100,8 +102,9 @@ def build_base(cfg: Config) -> keras.Model:
     return base_model
 
 
-def build_classifier(cfg: Config, base_model: keras.Model,
-                     augmentation: keras.layers.Layer | None = None) -> keras.Model:
+def build_classifier(
+    cfg: Config, base_model: keras.Model, augmentation: keras.layers.Layer | None = None
+) -> keras.Model:
     """Returns the classifier of 04: augmentation, scaling, the base in inference mode, one logit.
 
     The same code stands, step by step, in 04; 05 calls this when 04's model is not saved.
@@ -118,19 +121,29 @@ def build_classifier(cfg: Config, base_model: keras.Model,
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Returns every BatchNormalization layer inside ``model``, nested models included."""
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)]
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def _copy(variable) -> np.ndarray:
+    return np.array(keras.ops.convert_to_numpy(variable), copy=True)
 
 
 def batchnorm_statistics(model: keras.Model) -> list[np.ndarray]:
     """Returns copies of every BatchNormalization moving mean and variance in ``model``."""
-    return [np.array(variable) for layer in batchnorm_layers(model)
-            for variable in (layer.moving_mean, layer.moving_variance)]
+    return [
+        _copy(variable)
+        for layer in batchnorm_layers(model)
+        for variable in (layer.moving_mean, layer.moving_variance)
+    ]
 
 
-def weights_snapshot(model: keras.Model) -> list[np.ndarray]:
-    """Returns copies of all of ``model``'s weights, to compare before and after ``fit``."""
-    return [np.array(w) for w in model.weights]
+def weights_snapshot(model: keras.Model, *, trainable_only: bool = False) -> list[np.ndarray]:
+    """Returns copies of ``model``'s weights (or its trainable ones), to compare around ``fit``."""
+    return [_copy(w) for w in (model.trainable_weights if trainable_only else model.weights)]
 
 
 def count_changed(before: list[np.ndarray], after: list[np.ndarray]) -> int:
@@ -141,8 +154,13 @@ def count_changed(before: list[np.ndarray], after: list[np.ndarray]) -> int:
 
 def _settings(cfg: Config) -> dict:
     """Returns the settings a saved model depends on (a later notebook must match them)."""
-    return {"backbone": cfg.backbone, "alpha": cfg.alpha, "weights": cfg.weights,
-            "image_size": cfg.image_size, "data": cfg.data}
+    return {
+        "backbone": cfg.backbone,
+        "alpha": cfg.alpha,
+        "weights": cfg.weights,
+        "image_size": cfg.image_size,
+        "data": cfg.data,
+    }
 
 
 def save(model: keras.Model, cfg: Config, name: str) -> Path:
@@ -158,8 +176,9 @@ def save(model: keras.Model, cfg: Config, name: str) -> Path:
 
 
 def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
-    """Returns ``(model, why)``: the model a notebook saved, or None and the reason it can't be used.
+    """Returns ``(model, why)``: a model a notebook saved, or None and why it cannot be used.
 
+    The model comes back uncompiled: the notebook compiles it with the settings it needs.
     Introduced in 05. A model saved with other settings (another backbone, image size, data ...)
     is not used, so changing ``TL_*`` between notebooks never mixes two runs.
     """
@@ -170,7 +189,7 @@ def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
     saved = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
     if saved != _settings(cfg):
         return None, f"{path} was trained with other settings ({saved or 'unknown'})"
-    return keras.saving.load_model(path), f"loaded {path}"
+    return keras.saving.load_model(path, compile=False), f"loaded {path}"
 
 
 def for_inference(model: keras.Model) -> keras.Model:

@@ -45,8 +45,12 @@ def execute(path: Path, output_folder: Path) -> float:
 
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = NotebookClient(notebook, timeout=None, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook,
+        timeout=None,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     try:
         client.execute()
     finally:

@@ -46,9 +46,15 @@ def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarra
     Introduced in 04 (the fast path). Features and labels come from the same pass over
     ``dataset``, so they stay aligned even if the dataset is shuffled.
     """
+    import tensorflow as tf
+
+    # One compiled step for every batch (the last, smaller batch included): no retracing.
+    step = tf.function(
+        lambda images: feature_extractor(images, training=False), reduce_retracing=True
+    )
     features, labels = [], []
     for images, batch_labels in dataset:
-        features.append(np.asarray(feature_extractor.predict_on_batch(images)))
+        features.append(keras.ops.convert_to_numpy(step(images)))
         labels.append(np.asarray(batch_labels))
     return np.concatenate(features), np.concatenate(labels)
 
@@ -102,8 +108,10 @@ def record_metrics(cfg: Config, stage: str, **values: float) -> dict:
     """
     path = metrics_path(cfg)
     metrics = json.loads(path.read_text()) if path.is_file() else {}
-    metrics[stage] = {k: (round(float(v), 4) if isinstance(v, float | np.floating) else v)
-                      for k, v in values.items()}
+    metrics[stage] = {
+        k: (round(float(v), 4) if isinstance(v, float | np.floating) else v)
+        for k, v in values.items()
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -147,14 +155,20 @@ def transfer_model(cfg: Config, splits, epochs: int | None = None):
     base_model = models.build_base(cfg)
     base_model.trainable = False
     model = models.build_classifier(cfg, base_model, augment.build())
-    extractor = keras.Sequential([models.backbone(cfg).scaling(), base_model,
-                                  keras.layers.GlobalAveragePooling2D()])
+    extractor = keras.Sequential(
+        [models.backbone(cfg).scaling(), base_model, keras.layers.GlobalAveragePooling2D()]
+    )
     train_x, train_y = extract_features(extractor, splits.train)
     val_x, val_y = extract_features(extractor, splits.validation)
     head = head_on_features(train_x.shape[-1])
     compile_for_logits(head, 1e-3, cfg)
-    history = head.fit(train_x, train_y, validation_data=(val_x, val_y),
-                       epochs=cfg.epochs if epochs is None else epochs,
-                       batch_size=cfg.batch_size, verbose=0)
+    history = head.fit(
+        train_x,
+        train_y,
+        validation_data=(val_x, val_y),
+        epochs=cfg.epochs if epochs is None else epochs,
+        batch_size=cfg.batch_size,
+        verbose=0,
+    )
     copy_head(head, model)
     return model, history

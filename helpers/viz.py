@@ -1,4 +1,4 @@
-"""Plots for the series: image grids and training curves (the dull plotting code, kept out of sight).
+"""Plots for the series: image grids and training curves (the dull plotting code, out of sight).
 
 Every function returns a matplotlib Figure (shown when it is a cell's last expression);
 :func:`save` writes one into ``<output_dir>/figures/``.
@@ -16,6 +16,20 @@ from matplotlib.figure import Figure
 # once (pyplot would show it twice), and nothing piles up in pyplot's global state.
 
 
+def _show_figures_inline() -> None:
+    """In a Jupyter kernel (Colab included), makes returned Figures display as pictures."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "kernel"):
+        shell.run_line_magic("matplotlib", "inline")
+
+
+_show_figures_inline()
+
+
 def _to_uint8(image) -> np.ndarray:
     array = np.asarray(image)
     if array.dtype != np.uint8:
@@ -23,8 +37,9 @@ def _to_uint8(image) -> np.ndarray:
     return array
 
 
-def image_grid(images: Sequence, titles: Sequence[str] | None = None, *, columns: int = 3,
-               size: float = 2.2):
+def image_grid(
+    images: Sequence, titles: Sequence[str] | None = None, *, columns: int = 3, size: float = 2.2
+):
     """Returns a Figure showing ``images`` (0-255 values) in a grid, with optional titles.
 
     Introduced in 02 (a 3x3 grid of samples) and used again in 03 (augmented copies).
@@ -59,8 +74,13 @@ def save(figure, cfg, name: str) -> Path:
     return path
 
 
-def plot_history(history: dict[str, list[float]], *, phase_starts: Sequence[int] = (),
-                 phase_names: Sequence[str] = ("train the head", "fine-tune"), title: str = ""):
+def plot_history(
+    history: dict[str, list[float]],
+    *,
+    phase_starts: Sequence[int] = (),
+    phase_names: Sequence[str] = ("train the head", "fine-tune"),
+    title: str = "",
+):
     """Returns a Figure of loss and accuracy per epoch, training and validation side by side.
 
     Introduced in 04 (one phase); 05 passes a history joined by ``train.combine_histories`` and
@@ -76,8 +96,15 @@ def plot_history(history: dict[str, list[float]], *, phase_starts: Sequence[int]
         for index, start in enumerate(phase_starts):
             name = phase_names[min(index + 1, len(phase_names) - 1)]
             axis.axvline(start + 0.5, color="gray", linestyle="--")
-            axis.text(start + 0.6, 0.98, f"{name} starts", transform=axis.get_xaxis_transform(),
-                      va="top", fontsize=9, color="gray")
+            axis.text(
+                start + 0.6,
+                0.98,
+                f"{name} starts",
+                transform=axis.get_xaxis_transform(),
+                va="top",
+                fontsize=9,
+                color="gray",
+            )
         axis.set_xlabel("epoch")
         axis.set_title(metric)
         axis.grid(alpha=0.3)

@@ -1,0 +1,186 @@
+"""helpers.models: input scaling per backbone, weights errors, logits, BatchNorm, inference."""
+
+from __future__ import annotations
+
+import importlib
+
+import keras
+import numpy as np
+import pytest
+from conftest import ci_config
+
+from helpers import augment, models, train
+from helpers.errors import LearnerError
+
+# The smallest input each backbone builds at; all with random weights (no download).
+SMALL = {"xception": 71, "mobilenet_v2": 32, "mobilenet": 32, "efficientnet_b0": 32}
+PREPROCESS_MODULE = {
+    "xception": "xception",
+    "mobilenet_v2": "mobilenet_v2",
+    "mobilenet": "mobilenet",
+    "efficientnet_b0": "efficientnet",
+}
+
+
+def small_config(backbone: str, **variables: str):
+    settings = {"TL_WEIGHTS": "none", **variables}
+    return ci_config(TL_BACKBONE=backbone, TL_IMAGE_SIZE=str(SMALL[backbone]), **settings)
+
+
+def test_registry_covers_every_configurable_backbone():
+    from helpers import config
+
+    assert set(models.BACKBONES) == set(config.BACKBONES)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_each_backbone_gets_the_input_keras_preprocess_input_gives(name):
+    """Our scaling layer must equal keras.applications.<module>.preprocess_input on 0-255 pixels."""
+    pixels = np.random.default_rng(0).uniform(0, 255, size=(2, 8, 8, 3)).astype("float32")
+    module = importlib.import_module(f"keras.applications.{PREPROCESS_MODULE[name]}")
+    expected = module.preprocess_input(pixels.copy())
+    ours = np.asarray(models.backbone(name).scaling()(pixels))
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_classifier_feeds_its_base_the_scaled_pixels(name):
+    """Inside the built classifier, the base receives exactly preprocess_input(pixels)."""
+    cfg = small_config(name)
+    base_model = models.build_base(cfg)
+    model = models.build_classifier(cfg, base_model, augment.build())
+    (call,) = model.get_layer(models.BASE_NAME)._inbound_nodes  # the base's one call in model
+    feeds_base = keras.Model(model.input, call.input_tensors[0])
+    pixels = np.full((1, *cfg.image_shape), 255.0, dtype="float32")
+    pixels[0, 0, 0] = 0.0
+    fed = np.asarray(feeds_base.predict(pixels, verbose=0))
+    low, high = models.backbone(name).input_range
+    assert fed.min() == pytest.approx(low, abs=1e-4)
+    assert fed.max() == pytest.approx(high, abs=1e-4)
+
+
+def test_build_base_respects_alpha_and_no_top():
+    cfg = small_config("mobilenet", TL_ALPHA="0.25")
+    base_model = models.build_base(cfg)
+    assert base_model.name == models.BASE_NAME
+    assert base_model.output_shape[-1] == 256  # 1024 channels x alpha 0.25, no classifier
+
+
+def test_imagenet_download_failure_says_how_to_pass_a_file(monkeypatch):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.example/weights.h5: None")
+
+    entry = models.BACKBONES["xception"]
+    monkeypatch.setitem(
+        models.BACKBONES, "xception", models.Backbone("xception", offline, entry.input_range)
+    )
+    cfg = small_config("xception", TL_WEIGHTS="imagenet")
+    with pytest.raises(models.WeightsError) as caught:
+        models.build_base(cfg)
+    message = str(caught.value)
+    assert "URL fetch failure" in message
+    assert "TL_WEIGHTS=/path/to/file.h5" in message and "TL_WEIGHTS=none" in message
+    assert isinstance(caught.value, LearnerError)
+
+
+def test_a_weights_file_for_another_network_is_refused_clearly(tmp_path):
+    other = keras.applications.MobileNet(
+        input_shape=(32, 32, 3), alpha=0.5, include_top=False, weights=None
+    )
+    path = tmp_path / "mobilenet_0.5.weights.h5"
+    other.save_weights(path)
+    cfg = small_config("mobilenet", TL_ALPHA="0.25", TL_WEIGHTS=str(path))
+    with pytest.raises(models.WeightsError, match="does not fit mobilenet"):
+        models.build_base(cfg)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    cfg = small_config("mobilenet", TL_ALPHA="0.25")
+    base_model = models.build_base(cfg)
+    base_model.trainable = False
+    return cfg, models.build_classifier(cfg, base_model, augment.build())
+
+
+def test_classifier_outputs_one_logit_with_no_sigmoid(classifier):
+    cfg, model = classifier
+    logit = model.get_layer("logit")
+    assert logit.activation is keras.activations.linear, "a sigmoid before from_logits=True"
+    assert model.output_shape == (None, 1)
+    train.compile_for_logits(model, 1e-3, cfg)
+    compiled = model.get_compile_config()
+    assert compiled["loss"]["config"]["from_logits"] is True
+    (accuracy,) = compiled["metrics"]
+    assert accuracy["config"]["threshold"] == 0.0, "logits are compared with 0, not 0.5"
+
+
+def test_augmentation_is_off_at_inference(classifier):
+    cfg, model = classifier
+    images = np.random.default_rng(1).uniform(0, 255, size=(4, *cfg.image_shape))
+    first = model.predict(images, verbose=0)
+    second = model.predict(images, verbose=0)
+    np.testing.assert_array_equal(first, second)
+    without = models.for_inference(model)
+    assert augment.NAME not in [layer.name for layer in without.layers]
+    np.testing.assert_allclose(without(images).numpy(), first, atol=1e-5)
+    np.testing.assert_array_equal(without(images).numpy(), without(images).numpy())
+
+
+def test_frozen_batchnorm_keeps_its_statistics_and_the_base_still_trains():
+    """The 05 recipe on a small base; the check fails if BatchNorm is left trainable."""
+    cfg = small_config("mobilenet")
+    base_model = keras.Sequential(
+        [
+            keras.Input(cfg.image_shape),
+            keras.layers.Conv2D(8, 3, strides=2),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Conv2D(8, 3),
+            keras.layers.BatchNormalization(),
+        ],
+        name=models.BASE_NAME,
+    )
+    base_model.trainable = False
+    model = models.build_classifier(cfg, base_model, augment.build())
+    base_model.trainable = True
+    for layer in models.batchnorm_layers(base_model):
+        layer.trainable = False
+    train.compile_for_logits(model, 1e-2, cfg)
+    images = np.random.default_rng(2).uniform(0, 255, size=(16, *cfg.image_shape))
+    labels = np.array([0, 1] * 8)
+    statistics = models.batchnorm_statistics(model)
+    assert len(statistics) == 4
+    kernels = models.weights_snapshot(base_model, trainable_only=True)
+    model.fit(images, labels, epochs=1, verbose=0)
+    assert models.count_changed(statistics, models.batchnorm_statistics(model)) == 0
+    changed = models.count_changed(
+        kernels, models.weights_snapshot(base_model, trainable_only=True)
+    )
+    assert changed == len(kernels), "the unfrozen base did not train"
+
+    for layer in models.batchnorm_layers(base_model):  # relying on training=False only
+        layer.trainable = True
+    train.compile_for_logits(model, 1e-2, cfg)
+    model.fit(images, labels, epochs=1, verbose=0)
+    assert models.count_changed(statistics, models.batchnorm_statistics(model)) == 4
+
+
+def test_count_changed_sees_a_single_changed_element():
+    before = [np.zeros((3, 3)), np.ones(4)]
+    after = [np.zeros((3, 3)), np.ones(4)]
+    assert models.count_changed(before, after) == 0
+    after[1][2] = 1.0000001
+    assert models.count_changed(before, after) == 1
+
+
+def test_save_and_load_saved_match_settings(classifier, tmp_path):
+    cfg, model = classifier
+    cfg = cfg.__class__(**{**cfg.__dict__, "output_dir": tmp_path})
+    missing, why = models.load_saved(cfg, "transfer_model")
+    assert missing is None and "run 04 first" in why
+    models.save(model, cfg, "transfer_model")
+    loaded, why = models.load_saved(cfg, "transfer_model")
+    assert loaded is not None, why
+    other = cfg.__class__(**{**cfg.__dict__, "image_size": 64})
+    refused, why = models.load_saved(other, "transfer_model")
+    assert refused is None and "other settings" in why
