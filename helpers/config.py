@@ -85,6 +85,16 @@ class Config:
     gpu: bool  # a GPU is visible: mixed precision and XLA are worth it
 
     @property
+    def jit_compile(self) -> bool | str:
+        """Returns ``compile(jit_compile=...)``'s value: "auto" on a GPU, False on a CPU.
+
+        On a GPU, XLA fuses operations and speeds training up; "auto" lets Keras turn it off for
+        models whose layers do not support it (the random augmentation layers). On a CPU it buys
+        little, so the series leaves it off there.
+        """
+        return "auto" if self.gpu else False
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         """Returns the model's input shape, ``(image_size, image_size, 3)``."""
         return (self.image_size, self.image_size, 3)

@@ -31,7 +31,9 @@ TFDS_SPLITS = {
 VALIDATION_FRACTION = 0.1  # of a folder, per class
 TEST_FRACTION = 0.1  # of a folder, per class, unless TL_TEST_DATA gives a test folder
 SHUFFLE_BUFFER = 1000
-# Formats TensorFlow decodes itself; anything else Pillow can read is converted to PNG first.
+# What TensorFlow decodes reliably itself. Anything else Pillow can read (GIF, BMP, whose
+# 16-bit and compressed variants TensorFlow refuses, CMYK JPEG, TIFF, WebP ...) is converted to
+# a PNG copy first: converting a rare file once is cheaper than an epoch that stops halfway.
 _TF_READY = {
     ("JPEG", "RGB"),
     ("JPEG", "L"),
@@ -40,9 +42,6 @@ _TF_READY = {
     ("PNG", "RGBA"),
     ("PNG", "P"),
     ("PNG", "LA"),
-    ("GIF", "P"),
-    ("GIF", "L"),
-    ("BMP", "RGB"),
 }
 
 

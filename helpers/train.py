@@ -20,7 +20,7 @@ def use_fast_settings(cfg: Config) -> str:
     """Returns the dtype policy in force after choosing it: mixed precision on a GPU only.
 
     Introduced in 04. On a GPU, float16 math roughly doubles throughput; on a CPU it is slower,
-    so the policy stays float32 there. (XLA is chosen at compile time: ``jit_compile=cfg.gpu``.)
+    so the policy stays float32 there. XLA is chosen at compile time (``cfg.jit_compile``).
     """
     policy = "mixed_float16" if cfg.gpu else "float32"
     keras.mixed_precision.set_global_policy(policy)
@@ -140,7 +140,7 @@ def compile_for_logits(model: keras.Model, learning_rate: float, cfg: Config) ->
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
-        jit_compile=cfg.gpu,
+        jit_compile=cfg.jit_compile,
     )
 
 

@@ -127,6 +127,15 @@ def test_cmyk_is_converted_outside_the_folder(folder, keras_home):
     assert "1 converted" in scan.report()
 
 
+@pytest.mark.parametrize("kind", ["gif", "bmp"])
+def test_gif_and_bmp_are_converted_before_tensorflow_sees_them(folder, kind):
+    # TensorFlow refuses some of them (16-bit or compressed BMP, odd GIFs) halfway through an epoch.
+    original = save_image(folder / "cat" / f"odd.{kind}", kind, CLASS_COLOURS["cat"])
+    scan = data.scan_folder(folder)
+    assert scan.converted == [original]
+    assert original not in scan.files
+
+
 def test_png_named_jpg_loads(folder):
     path = save_image(folder / "cat" / "really_a_png.jpg", "png")
     with Image.open(path) as image:

@@ -83,6 +83,7 @@ def test_imagenet_download_failure_says_how_to_pass_a_file(monkeypatch):
     assert isinstance(caught.value, LearnerError)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras, on the wrong file
 def test_a_weights_file_for_another_network_is_refused_clearly(tmp_path):
     other = keras.applications.MobileNet(
         input_shape=(32, 32, 3), alpha=0.5, include_top=False, weights=None
