@@ -209,8 +209,9 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
                 f"{variable}={raw!r} is not a whole number; use e.g. {variable}="
                 + f"{settings[name]}."
             ) from None
-        if number < 0 or (number == 0 and name in ("image_size", "batch_size")):
-            raise ConfigError(f"{variable}={raw!r} must be a positive whole number.")
+        smallest = 0 if name == "seed" else 1
+        if number < smallest:
+            raise ConfigError(f"{variable}={raw!r} is too small; use {smallest} or more.")
         settings[name] = number
 
     raw_alpha = env.get("TL_ALPHA", "").strip()

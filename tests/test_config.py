@@ -50,7 +50,7 @@ def test_variables_override_the_profile(tmp_path):
         TL_IMAGE_SIZE="96",
         TL_BATCH_SIZE="8",
         TL_EPOCHS="3",
-        TL_FINE_TUNE_EPOCHS="0",
+        TL_FINE_TUNE_EPOCHS="2",
         TL_SEED="7",
         TL_DATA="TFDS",
         TL_OUTPUT_DIR=str(tmp_path / "out"),
@@ -60,7 +60,7 @@ def test_variables_override_the_profile(tmp_path):
         96,
         8,
         3,
-        0,
+        2,
         7,
     )
     assert cfg.data == "tfds"
@@ -101,10 +101,22 @@ def test_non_integer_names_variable_and_value(variable, value):
     assert "whole number" in message
 
 
-@pytest.mark.parametrize(("variable", "value"), [("TL_IMAGE_SIZE", "0"), ("TL_BATCH_SIZE", "-4")])
-def test_sizes_must_be_positive(variable, value):
-    with pytest.raises(config.ConfigError, match=variable):
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TL_IMAGE_SIZE", "0"),
+        ("TL_BATCH_SIZE", "-4"),
+        ("TL_EPOCHS", "0"),
+        ("TL_FINE_TUNE_EPOCHS", "0"),
+    ],
+)
+def test_sizes_and_epochs_must_be_positive(variable, value):
+    with pytest.raises(config.ConfigError, match=f"{variable}.*1 or more"):
         load(TL_PROFILE="ci", **{variable: value})
+
+
+def test_seed_zero_is_allowed():
+    assert load(TL_PROFILE="ci", TL_SEED="0").seed == 0
 
 
 def test_image_size_too_small_for_the_backbone():

@@ -185,3 +185,27 @@ def test_save_and_load_saved_match_settings(classifier, tmp_path):
     other = cfg.__class__(**{**cfg.__dict__, "image_size": 64})
     refused, why = models.load_saved(other, "transfer_model")
     assert refused is None and "other settings" in why
+
+
+def test_the_gpu_path_mixed_precision_trains_and_outputs_float32_logits():
+    """What Colab runs (mixed_float16), on this CPU: the logit stays float32, the head trains."""
+    cfg = small_config("mobilenet", TL_ALPHA="0.25")
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        base_model = models.build_base(cfg)
+        base_model.trainable = False
+        model = models.build_classifier(cfg, base_model, augment.build())
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+            jit_compile="auto",
+        )
+        images = np.random.default_rng(3).uniform(0, 255, size=(8, *cfg.image_shape))
+        history = model.fit(images, np.array([0, 1] * 4), epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert model.output.dtype == "float32"
+        assert model.get_layer("logit").compute_dtype == "float32"
+        assert models.for_inference(model)(images).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
