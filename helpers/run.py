@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import nbformat
+from nbclient.exceptions import CellExecutionError
 
 from helpers import config
+from helpers.errors import LearnerError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -70,13 +72,25 @@ def main(argv: list[str] | None = None) -> int:
             if strip(path):
                 print(f"stripped {path}")
         return 0
-    cfg = config.load()
+    try:
+        cfg = config.load()
+    except LearnerError as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 2
     print(cfg.describe(), flush=True)
     output_folder = cfg.output_dir / "notebooks"
     total = 0.0
     for path in paths:
         print(f"running {path.name} ...", flush=True)
-        seconds = execute(path, output_folder)
+        try:
+            seconds = execute(path, output_folder)
+        except CellExecutionError as error:  # the learner-facing part is the cell's own error
+            last_line = str(error).strip().splitlines()[-1]
+            print(f"  {path.name} stopped: {last_line}", file=sys.stderr)
+            print(
+                f"  the executed copy, with the full error, is in {output_folder}", file=sys.stderr
+            )
+            return 1
         total += seconds
         print(f"  {path.name}: {seconds:.0f} s (executed copy in {output_folder})", flush=True)
     print(f"series finished in {total:.0f} s")

@@ -156,3 +156,10 @@ def test_strip_command_line(tmp_path, capsys):
     assert run.main(["--strip", str(path)]) == 0
     assert "stripped" in capsys.readouterr().out
     assert nbformat.read(path, as_version=4).cells[0].execution_count is None
+
+
+def test_make_run_refuses_bad_settings_with_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("TL_PROFILE", "ci")
+    monkeypatch.setenv("TL_DATA", "/no/such/folder")
+    assert run.main([]) == 2
+    assert "TL_DATA='/no/such/folder'" in capsys.readouterr().err
