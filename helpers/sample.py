@@ -52,7 +52,14 @@ def _draw(rng: np.random.Generator, label: int) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def _save(image: Image.Image, path: Path, kind: str) -> None:
+def save_as(image: Image.Image, path: str | Path, kind: str) -> None:
+    """Writes ``image`` at ``path`` as ``kind``: jpeg, png, gif, bmp, gray, palette, rgba or cmyk.
+
+    Used by :func:`generate` and by the tests, which write each kind a real folder may hold.
+    """
+    kinds = ("jpeg", "png", "gif", "bmp", "gray", "palette", "rgba", "cmyk")
+    if kind not in kinds:
+        raise ValueError(f"unknown image kind {kind!r}; use one of {', '.join(kinds)}")
     if kind == "png":
         image.save(path, "PNG")
     elif kind == "gif":
@@ -105,13 +112,13 @@ def generate(folder: str | Path, images_per_class: int = 36, seed: int = 0) -> P
     for label, name in enumerate(CLASS_NAMES):
         (folder / name).mkdir(parents=True, exist_ok=True)
         for index in range(images_per_class):
-            _save(_draw(rng, label), folder / name / f"{name}.{index}.jpg", "jpeg")
+            save_as(_draw(rng, label), folder / name / f"{name}.{index}.jpg", "jpeg")
     for label, file_name, kind in _ODD_IMAGES:
-        _save(_draw(rng, label), folder / CLASS_NAMES[label] / file_name, kind)
+        save_as(_draw(rng, label), folder / CLASS_NAMES[label] / file_name, kind)
     for class_name, file_name, content in BAD_FILES:
         if content is None:
             path = folder / class_name / file_name
-            _save(_draw(rng, CLASS_NAMES.index(class_name)), path, "jpeg")
+            save_as(_draw(rng, CLASS_NAMES.index(class_name)), path, "jpeg")
             content = path.read_bytes()[: path.stat().st_size // 2]
         (folder / class_name / file_name).write_bytes(content)
     (folder / ".ipynb_checkpoints").mkdir(exist_ok=True)  # Jupyter leaves these; not a class

@@ -124,34 +124,22 @@ def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None)
         options=[(title, i) for i, title in enumerate(titles)], value=0, description="image"
     )
     style = {"description_width": "initial"}
+
+    def slider(name: str, value: float, maximum: float, step: float) -> w.FloatSlider:
+        return w.FloatSlider(
+            value=value,
+            min=0.0,
+            max=maximum,
+            step=step,
+            description=name,
+            style=style,
+            continuous_update=False,
+        )
+
     sliders = {
-        "rotation": w.FloatSlider(
-            value=0.1,
-            min=0.0,
-            max=0.5,
-            step=0.05,
-            description="rotation",
-            style=style,
-            continuous_update=False,
-        ),
-        "zoom": w.FloatSlider(
-            value=0.0,
-            min=0.0,
-            max=0.5,
-            step=0.05,
-            description="zoom",
-            style=style,
-            continuous_update=False,
-        ),
-        "contrast": w.FloatSlider(
-            value=0.0,
-            min=0.0,
-            max=0.9,
-            step=0.1,
-            description="contrast",
-            style=style,
-            continuous_update=False,
-        ),
+        "rotation": slider("rotation", 0.1, 0.5, 0.05),
+        "zoom": slider("zoom", 0.0, 0.5, 0.05),
+        "contrast": slider("contrast", 0.0, 0.9, 0.1),
     }
     flip = w.Checkbox(value=True, description="horizontal flip", indent=False)
 

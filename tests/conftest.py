@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import config
+from helpers import config, sample
 
 # Mean colours the generated classes are drawn around, far apart so a converted image can be
 # checked against its class colour (a conversion that swapped or inverted channels would fail).
@@ -39,27 +39,7 @@ def rgb_image(colour=(200, 120, 40), size=(40, 30), seed=0) -> Image.Image:
 def save_image(path: Path, kind: str = "jpeg", colour=(200, 120, 40), size=(40, 30), seed=0):
     """Writes one image of ``kind`` (jpeg, png, gif, bmp, gray, palette, rgba, cmyk) at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = rgb_image(colour, size, seed)
-    if kind == "jpeg":
-        image.save(path, "JPEG", quality=92)
-    elif kind == "png":
-        image.save(path, "PNG")
-    elif kind == "gif":
-        image.convert("P", palette=Image.Palette.ADAPTIVE).save(path, "GIF")
-    elif kind == "bmp":
-        image.save(path, "BMP")
-    elif kind == "gray":
-        image.convert("L").save(path, "JPEG", quality=92)
-    elif kind == "palette":
-        image.convert("P", palette=Image.Palette.ADAPTIVE).save(path, "PNG")
-    elif kind == "rgba":
-        rgba = image.convert("RGBA")
-        rgba.putalpha(255)
-        rgba.save(path, "PNG")
-    elif kind == "cmyk":
-        image.convert("CMYK").save(path, "JPEG", quality=92)
-    else:
-        raise ValueError(kind)
+    sample.save_as(rgb_image(colour, size, seed), path, kind)
     return path
 
 
