@@ -50,9 +50,7 @@ def main() -> None:
 
     # B. cached features
     start = time.perf_counter()
-    extractor = keras.Sequential(
-        [models.backbone(cfg).scaling(), base_model, keras.layers.GlobalAveragePooling2D()]
-    )
+    extractor = models.feature_extractor(cfg, base_model)
     train_x, train_y = train.extract_features(extractor, splits.train)
     val_x, val_y = train.extract_features(extractor, splits.validation)
     extract_seconds = time.perf_counter() - start

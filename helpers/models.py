@@ -119,6 +119,17 @@ def build_classifier(
     return keras.Model(inputs, outputs, name="cats_vs_dogs")
 
 
+def feature_extractor(cfg: Config, base_model: keras.Model) -> keras.Model:
+    """Returns scaling, the base and pooling as one model: pixels in, one feature vector out.
+
+    Introduced in 04 (the fast path): what the classifier computes before its head.
+    """
+    return keras.Sequential(
+        [backbone(cfg).scaling(), base_model, keras.layers.GlobalAveragePooling2D()],
+        name="feature_extractor",
+    )
+
+
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Returns every BatchNormalization layer inside ``model``, nested models included."""
     return [

@@ -155,9 +155,7 @@ def transfer_model(cfg: Config, splits, epochs: int | None = None):
     base_model = models.build_base(cfg)
     base_model.trainable = False
     model = models.build_classifier(cfg, base_model, augment.build())
-    extractor = keras.Sequential(
-        [models.backbone(cfg).scaling(), base_model, keras.layers.GlobalAveragePooling2D()]
-    )
+    extractor = models.feature_extractor(cfg, base_model)
     train_x, train_y = extract_features(extractor, splits.train)
     val_x, val_y = extract_features(extractor, splits.validation)
     head = head_on_features(train_x.shape[-1])

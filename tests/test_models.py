@@ -209,3 +209,13 @@ def test_the_gpu_path_mixed_precision_trains_and_outputs_float32_logits():
         assert models.for_inference(model)(images).dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_feature_extractor_computes_what_the_classifier_pools(classifier):
+    cfg, model = classifier
+    extractor = models.feature_extractor(cfg, model.get_layer(models.BASE_NAME))
+    pooled = keras.Model(model.input, model.get_layer("pool").output)
+    images = np.random.default_rng(4).uniform(0, 255, size=(3, *cfg.image_shape))
+    np.testing.assert_allclose(
+        extractor.predict(images, verbose=0), pooled.predict(images, verbose=0), atol=1e-5
+    )

@@ -92,3 +92,18 @@ def test_epoch_timer_records_one_duration_per_epoch():
     timer = train.EpochTimer()
     model.fit(np.zeros((4, 2)), np.zeros(4), epochs=3, verbose=0, callbacks=[timer])
     assert len(timer.epoch_seconds) == 3 and all(s > 0 for s in timer.epoch_seconds)
+
+
+def test_transfer_model_trains_the_head_05_uses_when_04_did_not_run(tmp_path):
+    cfg = dataclasses.replace(
+        ci_config(TL_BACKBONE="mobilenet", TL_ALPHA="0.25", TL_IMAGE_SIZE="32"),
+        output_dir=tmp_path,
+    )
+    from helpers import data, models
+
+    splits = data.load(cfg)
+    model, history = train.transfer_model(cfg, splits, epochs=2)
+    assert len(history.history["val_accuracy"]) == 2
+    assert len(model.trainable_weights) == 2, "only the head is trainable"
+    assert model.get_layer(models.BASE_NAME).trainable is False
+    assert model.get_layer("logit").activation is keras.activations.linear
