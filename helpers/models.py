@@ -196,7 +196,8 @@ def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
     path = Path(cfg.output_dir) / f"{name}.keras"
     settings_path = path.with_suffix(".json")
     if not path.is_file():
-        return None, f"no {path.name} in {path.parent} (run 04 first to reuse its model)"
+        notebook = {"transfer_model": "04", "fine_tuned_model": "05"}.get(name, "the notebook")
+        return None, f"no {path.name} in {path.parent} (run {notebook} first to reuse its model)"
     saved = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
     if saved != _settings(cfg):
         return None, f"{path} was trained with other settings ({saved or 'unknown'})"

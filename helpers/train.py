@@ -170,3 +170,45 @@ def transfer_model(cfg: Config, splits, epochs: int | None = None):
     )
     copy_head(head, model)
     return model, history
+
+
+def fine_tune(model, cfg: Config, splits, *, learning_rate: float = 1e-5, verbose: int = 0):
+    """Returns the History of 05's fine-tuning of ``model`` (a classifier with a trained head).
+
+    Introduced in 05, where each step stands in the notebook: the base unfrozen, every
+    BatchNormalization layer kept frozen (inference mode), a low learning rate, EarlyStopping.
+    """
+    from helpers import models
+
+    base_model = model.get_layer(models.BASE_NAME)
+    base_model.trainable = True
+    for layer in models.batchnorm_layers(base_model):
+        layer.trainable = False
+    compile_for_logits(model, learning_rate, cfg)
+    return model.fit(
+        splits.train,
+        validation_data=splits.validation,
+        epochs=cfg.fine_tune_epochs,
+        callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+        ],
+        verbose=verbose,
+    )
+
+
+def fine_tuned_model(cfg: Config, splits) -> tuple[keras.Model, str]:
+    """Returns ``(model, why)``: 05's fine-tuned classifier for inference, loaded or trained.
+
+    Introduced in 06 and 07, which run on their own: the model 05 saved with the same settings
+    when there is one, otherwise 04's and 05's training done here in one call (and saved).
+    """
+    from helpers import models
+
+    model, why = models.load_saved(cfg, "fine_tuned_model")
+    if model is not None:
+        return model, why
+    model, _ = transfer_model(cfg, splits)
+    fine_tune(model, cfg, splits)
+    model = models.for_inference(model)
+    path = models.save(model, cfg, "fine_tuned_model")
+    return model, f"{why}; trained the head and fine-tuned here instead, saved to {path}"

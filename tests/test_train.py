@@ -107,3 +107,31 @@ def test_transfer_model_trains_the_head_05_uses_when_04_did_not_run(tmp_path):
     assert len(model.trainable_weights) == 2, "only the head is trainable"
     assert model.get_layer(models.BASE_NAME).trainable is False
     assert model.get_layer("logit").activation is keras.activations.linear
+
+
+def test_fine_tuned_model_trains_once_then_reuses_what_it_saved(tmp_path):
+    cfg = dataclasses.replace(
+        ci_config(TL_BACKBONE="mobilenet", TL_ALPHA="0.25", TL_IMAGE_SIZE="32"),
+        output_dir=tmp_path,
+    )
+    from helpers import augment, data, models
+
+    splits = data.load(cfg)
+    model, why = train.fine_tuned_model(cfg, splits)
+    assert "run 05 first" in why and "fine-tuned here" in why
+    assert (tmp_path / "fine_tuned_model.keras").is_file()
+    assert augment.NAME not in [layer.name for layer in model.layers], "saved for inference"
+    base_model = model.get_layer(models.BASE_NAME)
+    assert base_model.trainable, "the base was unfrozen for fine-tuning"
+    assert not any(layer.trainable for layer in models.batchnorm_layers(base_model))
+    again, why_again = train.fine_tuned_model(cfg, splits)
+    assert why_again.startswith("loaded")
+    images, _ = next(iter(splits.test))
+    np.testing.assert_allclose(again.predict_on_batch(images), model.predict_on_batch(images))
+
+
+def test_setting_hint_names_both_ways():
+    from helpers.errors import setting_hint
+
+    hint = setting_hint("TL_DATA", "sample")
+    assert "TL_DATA=sample make lab" in hint and "%env TL_DATA=sample" in hint
