@@ -104,6 +104,7 @@ class Splits:
     sizes: dict[str, int]  # images in each split
     source: str  # a sentence saying where the images came from
     scans: list[FolderScan] = field(default_factory=list)  # for folders: what was checked
+    test_files: list[Path] | None = None  # for folders: each test image's file, in test order (06)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -305,6 +306,13 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
                 "(a few dozen a class at least)."
             )
     source = f"the folder {scan.root}" + (f", tested on {cfg.test_data}" if cfg.test_data else "")
+    originals = {  # converted copies (odd formats) back to the learner's own file names
+        copy: original
+        for each in scans
+        for copy, original in zip(
+            [f for f in each.files if f.parent == converted_folder()], each.converted, strict=True
+        )
+    }
     return Splits(
         train=files_dataset(*parts["train"]),
         validation=files_dataset(*parts["validation"]),
@@ -313,6 +321,7 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
         sizes={name: len(part_files) for name, (part_files, _) in parts.items()},
         source=source,
         scans=scans,
+        test_files=[originals.get(path, path) for path in parts["test"][0]],
     )
 
 
