@@ -191,6 +191,8 @@ def test_gradcam_model_without_a_nested_base_says_what_to_do():
 
 
 def test_gradcam_cells_add_up_to_the_score_and_point_at_the_red_patch():
+    # The tiny base has no weights at all, like a frozen base: nothing before the head is
+    # watched by the gradient tape unless gradcam watches the feature map itself.
     model = pooled_classifier()
     images = red_patch_images()
     heatmaps, logits = evaluate.gradcam(evaluate.gradcam_model(model), images, batch_size=4)
@@ -289,8 +291,10 @@ def test_upsample_and_gradcam_grid():
     figure = viz.gradcam_grid(images, [heat, -heat], ["one", "two"])
     assert len(figure.axes) == 4  # photos above, overlays below
     assert [a.get_title() for a in figure.axes[:2]] == ["one", "two"]
-    overlay = figure.axes[3].images[0].get_array()  # a negative map: nothing to highlight
-    assert overlay.shape == (8, 8, 3)
+    hot = figure.axes[2].images[0].get_array()
+    assert not np.array_equal(hot, images[0])  # coloured where the map is high
+    cold = figure.axes[3].images[0].get_array()  # a negative map: nothing to highlight
+    np.testing.assert_array_equal(cold, images[1])
 
 
 def test_feature_scatter_has_one_panel_per_base_and_both_classes():
