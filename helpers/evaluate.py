@@ -294,7 +294,7 @@ def deletion_check(
         "images": int(len(images)),
         "grid": [int(heatmaps.shape[1]), int(heatmaps.shape[2])],
         "cells_hidden": count,
-        "top_drop": float(top.mean()),
-        "random_drop": float(random.mean()),
-        "top_beats_random": float(np.mean(top > random)),  # share of images where it does
+        "top_drop": round(float(top.mean()), 4),
+        "random_drop": round(float(random.mean()), 4),
+        "top_beats_random": round(float(np.mean(top > random)), 4),  # share of images where it does
     }
