@@ -83,7 +83,8 @@ def build_base(cfg: Config) -> keras.Model:
     """Returns the pretrained base for ``cfg``: no classifier on top, weights per ``TL_WEIGHTS``.
 
     Introduced in 04. ``cfg.weights`` is ``imagenet`` (downloaded once by Keras), ``none``
-    (random initialisation) or the path of a weights file.
+    (random initialisation) or the path of a weights file. From a file, an EfficientNet gets the
+    same layers as with ``imagenet`` (see :func:`_like_imagenet`).
     """
     entry = backbone(cfg)
     kwargs = dict(input_shape=cfg.image_shape, include_top=False, name=BASE_NAME)
