@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from helpers import config
 from helpers.errors import LearnerError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CELL_TIMEOUT = 3600  # seconds for one cell: far above the full profile's longest (training)
 
 
 def numbered_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
@@ -49,7 +50,7 @@ def execute(path: Path, output_folder: Path) -> float:
     start = time.perf_counter()
     client = NotebookClient(
         notebook,
-        timeout=None,
+        timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
@@ -84,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {path.name} ...", flush=True)
         try:
             seconds = execute(path, output_folder)
-        except CellExecutionError as error:  # the learner-facing part is the cell's own error
-            last_line = str(error).strip().splitlines()[-1]
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+            # the learner-facing part is the cell's own error (or why the kernel stopped)
+            last_line = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             print(f"  {path.name} stopped: {last_line}", file=sys.stderr)
             print(
                 f"  the executed copy, with the full error, is in {output_folder}", file=sys.stderr

@@ -163,3 +163,32 @@ def test_make_run_refuses_bad_settings_with_one_line(monkeypatch, capsys):
     monkeypatch.setenv("TL_DATA", "/no/such/folder")
     assert run.main([]) == 2
     assert "TL_DATA='/no/such/folder'" in capsys.readouterr().err
+
+
+def test_every_solution_is_tagged_so_a_teacher_can_remove_it(notebook):
+    # A cell that starts like a solution must carry the tag nbconvert's TagRemovePreprocessor
+    # removes (make student); a tagged cell must look like a solution, so nothing else is lost.
+    looks_like = re.compile(r"(# Solution\b|\*\*Solution\b)")
+    for index, cell in enumerate(notebook.cells):
+        tagged = "solution" in cell.metadata.get("tags", [])
+        starts_as_solution = bool(looks_like.match(cell.source.lstrip()))
+        assert tagged == starts_as_solution, f"cell {index}: tagged={tagged}: {cell.source[:60]!r}"
+
+
+def test_notebooks_with_exercises_have_solutions(notebook):
+    tagged = [c for c in notebook.cells if "solution" in c.metadata.get("tags", [])]
+    assert any("## Exercises" in c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert tagged, "no cell is tagged 'solution'"
+
+
+def test_make_run_reports_a_hung_cell_in_one_line(tmp_path, monkeypatch, capsys):
+    # A cell that outlives CELL_TIMEOUT stops the run with one line, not a hang or a traceback.
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(30)")]
+    path = tmp_path / "01_hangs.ipynb"
+    nbformat.write(notebook, path)
+    monkeypatch.setattr(run, "CELL_TIMEOUT", 2)
+    monkeypatch.setenv("TL_PROFILE", "ci")
+    monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "out"))
+    assert run.main([str(path)]) == 1
+    assert "01_hangs.ipynb stopped" in capsys.readouterr().err
