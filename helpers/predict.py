@@ -10,7 +10,9 @@ then :func:`helpers.data.prepare_image`), and the model's ``.json`` sidecar says
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -305,14 +307,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hides what TensorFlow's C++ code writes to stderr at start-up (CUDA probing, oneDNN).
+
+    Python exceptions still propagate, and are reported once the stream is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
-        cfg = None
-        if not args.model:
-            from helpers import config
+        with _native_stderr_silenced():
+            import tensorflow  # noqa: F401  (its start-up messages are not for the user)
 
-            cfg = config.load()
-        predictor = load(args.model, cfg)
+            cfg = None
+            if not args.model:
+                from helpers import config
+
+                cfg = config.load()
+            predictor = load(args.model, cfg)
     except LearnerError as error:  # no model, a wrong TL_* setting
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -274,6 +274,8 @@ def test_cli_as_a_program_help_and_no_traceback(tmp_path, saved):
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith(f"{good}\t")
     assert "bad.jpg" in ran.stderr and "Traceback" not in ran.stderr
+    # Only our messages: TensorFlow's C++ start-up lines (CUDA probing, oneDNN) are hidden.
+    assert all(line.startswith(("error:", "note:")) for line in ran.stderr.splitlines())
 
 
 # --- the upload widget's logic --------------------------------------------------------------
