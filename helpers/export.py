@@ -7,12 +7,30 @@ files take the prepared square, as phones usually feed a camera frame already re
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Hides TensorFlow's "Assets written to ..." log lines and the converters' C++ chatter."""
+    import tensorflow as tf
+
+    from helpers.predict import native_stderr_silenced
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        with native_stderr_silenced():
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 class PreparePhoto(keras.layers.Layer):
@@ -47,12 +65,13 @@ def export_saved_model(model: keras.Model, path: str | Path, image_size: int) ->
     import tensorflow as tf
 
     path = Path(path)
-    with_preparation(model, image_size).export(
-        str(path),
-        format="tf_saved_model",
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="photo")],
-        verbose=False,
-    )
+    with _quiet():
+        with_preparation(model, image_size).export(
+            str(path),
+            format="tf_saved_model",
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="photo")],
+            verbose=False,
+        )
     return path
 
 
@@ -67,7 +86,8 @@ def export_litert(model: keras.Model, path: str | Path, *, quantize: bool = Fals
 
     path = Path(path)
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize else {}
-    model.export(str(path), format="litert", verbose=False, **options)
+    with _quiet():
+        model.export(str(path), format="litert", verbose=False, **options)
     return path
 
 
@@ -78,7 +98,8 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
-        self.interpreter = Interpreter(model_path=str(self.path))
+        with _quiet():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interpreter = Interpreter(model_path=str(self.path))
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]

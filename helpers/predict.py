@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -308,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hides what TensorFlow's C++ code writes to stderr at start-up (CUDA probing, oneDNN).
+def native_stderr_silenced() -> Iterator[None]:
+    """Returns a context in which the C++ code of TensorFlow writes nothing to stderr (07).
 
     Python exceptions still propagate, and are reported once the stream is back.
     """
@@ -326,7 +327,7 @@ def _native_stderr_silenced():
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             import tensorflow  # noqa: F401  (its start-up messages are not for the user)
 
             cfg = None
