@@ -110,8 +110,9 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
         class_names = _class_names_from_data(sidecar.get("data"))
         if class_names is None:
             class_names = list(DEFAULT_CLASS_NAMES)
+            missing = "records no class names" if sidecar else "is missing"
             notes.append(
-                f"{sidecar_path.name} does not record class names: assumed {class_names} "
+                f"{sidecar_path.name} {missing}: assumed classes {class_names} "
                 "(save the model with models.save to record them)"
             )
         else:
