@@ -100,9 +100,10 @@ class LiteRTModel:
         self.path = Path(path)
         with _quiet():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
             self.interpreter = Interpreter(model_path=str(self.path))
-        self.interpreter.allocate_tensors()
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
+            self.interpreter.allocate_tensors()
+            self._input = self.interpreter.get_input_details()[0]
+            self._output = self.interpreter.get_output_details()[0]
+            self(np.zeros(self._input["shape"][1:]))  # the first call sets up XNNPACK
 
     def __call__(self, image: np.ndarray) -> float:
         """Returns the logit for one prepared image (a uint8-valued square)."""
