@@ -32,17 +32,24 @@ TFDS_SPLITS = {
 VALIDATION_FRACTION = 0.1  # of a folder, per class
 TEST_FRACTION = 0.1  # of a folder, per class, unless TL_TEST_DATA gives a test folder
 SHUFFLE_BUFFER = 1000
-# What TensorFlow decodes reliably itself. Anything else Pillow can read (GIF, BMP, whose
-# 16-bit and compressed variants TensorFlow refuses, CMYK JPEG, TIFF, WebP ...) is converted to
-# a PNG copy first: converting a rare file once is cheaper than an epoch that stops halfway.
+# What TensorFlow 2.21's decode_image(channels=3) decodes correctly itself, by (format, Pillow
+# mode); measured on every pair listed, and 02 shows some. Everything else Pillow can read is
+# converted to a PNG copy first, because TensorFlow refuses it (TIFF, ICO, 16-bit BMP, WebP with
+# alpha or animation) or decodes it wrongly (an 8-bit palette BMP comes out as grey indices).
+# BMP is converted whatever its mode: Pillow reports 16- and 24-bit BMPs both as "RGB".
 _TF_READY = {
     ("JPEG", "RGB"),
     ("JPEG", "L"),
+    ("JPEG", "CMYK"),  # TF applies Adobe's inverted CMYK correctly
     ("PNG", "RGB"),
     ("PNG", "L"),
     ("PNG", "RGBA"),
     ("PNG", "P"),
     ("PNG", "LA"),
+    ("PNG", "1"),
+    ("PNG", "I;16"),  # 16-bit grey: TF scales it to 8 bits; Pillow's convert("RGB") would clip
+    ("GIF", "P"),  # the first frame, as decode_image(expand_animations=False) returns
+    ("WEBP", "RGB"),
 }
 
 
@@ -82,8 +89,8 @@ class FolderScan:
         ]
         if self.converted:
             lines.append(
-                f"  {len(self.converted)} converted to RGB PNG (a format or colour mode "
-                "TensorFlow does not decode itself); the originals are untouched"
+                f"  {len(self.converted)} converted to RGB PNG (a format TensorFlow refuses "
+                "or decodes wrongly: TIFF, BMP, WebP with alpha ...); the originals are untouched"
             )
         if self.skipped:
             lines.append(f"  {len(self.skipped)} skipped (not usable images):")
@@ -105,6 +112,7 @@ class Splits:
     sizes: dict[str, int]  # images in each split
     source: str  # a sentence saying where the images came from
     scans: list[FolderScan] = field(default_factory=list)  # for folders: what was checked
+    test_files: list[Path] | None = None  # for folders: each test image's file, in test order (06)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -175,8 +183,9 @@ def scan_folder(folder: str | Path) -> FolderScan:
     """Returns every usable image in ``folder`` (one subfolder per class) and what was skipped.
 
     Each file is opened and decoded once before any training, so a broken file is reported here
-    instead of stopping an epoch halfway. Nothing in ``folder`` is changed: images in a format
-    TensorFlow cannot decode (CMYK JPEG, TIFF, WebP ...) are converted to PNG copies elsewhere.
+    instead of stopping an epoch halfway. Nothing in ``folder`` is changed: images TensorFlow
+    refuses or decodes wrongly (TIFF, BMP, WebP with alpha ...) are converted to PNG copies
+    elsewhere; JPEG (CMYK too), PNG, GIF and plain WebP are read as they are.
     """
     root = Path(folder).expanduser()
     if not root.exists():
@@ -339,6 +348,13 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
                 "(a few dozen a class at least)."
             )
     source = f"the folder {scan.root}" + (f", tested on {cfg.test_data}" if cfg.test_data else "")
+    originals = {  # converted copies (odd formats) back to the learner's own file names
+        copy: original
+        for each in scans
+        for copy, original in zip(
+            [f for f in each.files if f.parent == converted_folder()], each.converted, strict=True
+        )
+    }
     return Splits(
         train=files_dataset(*parts["train"]),
         validation=files_dataset(*parts["validation"]),
@@ -347,6 +363,7 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
         sizes={name: len(part_files) for name, (part_files, _) in parts.items()},
         source=source,
         scans=scans,
+        test_files=[originals.get(path, path) for path in parts["test"][0]],
     )
 
 

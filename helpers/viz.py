@@ -113,3 +113,138 @@ def plot_history(
         figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+# --- 06: judging and explaining the classifier ------------------------------------------------
+
+
+def evaluation_figure(labels, probabilities, class_names: Sequence[str], threshold: float = 0.5):
+    """Returns a Figure: the confusion matrix in counts, the same normalised by row, and the ROC.
+
+    Introduced in 06. Rows are the true classes; the ROC curve's marker shows ``threshold``.
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    predicted = (probabilities > threshold).astype(int)
+    figure = Figure(figsize=(13, 4))
+    axes = figure.subplots(1, 3)
+    for axis, normalize, title, values_format in (
+        (axes[0], None, "counts", "d"),
+        (axes[1], "true", "each row sums to 1 (recall on the diagonal)", ".2f"),
+    ):
+        ConfusionMatrixDisplay.from_predictions(
+            labels,
+            predicted,
+            labels=[0, 1],
+            display_labels=list(class_names),
+            normalize=normalize,
+            values_format=values_format,
+            cmap="Blues",
+            colorbar=False,
+            ax=axis,
+        )
+        axis.set_title(f"confusion matrix: {title}", fontsize=10)
+    RocCurveDisplay.from_predictions(
+        labels, probabilities, ax=axes[2], name=f"P({class_names[1]})", plot_chance_level=True
+    )
+    false_rate, true_rate = predicted[labels == 0].mean(), predicted[labels == 1].mean()
+    axes[2].plot(false_rate, true_rate, "o", color="red", label=f"threshold {threshold:.2f}")
+    axes[2].legend(loc="lower right", fontsize=9)
+    axes[2].set_title("ROC curve", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def prediction_grid(
+    images: Sequence,
+    titles: Sequence[str],
+    correct: Sequence[bool],
+    *,
+    columns: int = 4,
+    size: float = 2.6,
+    title: str = "",
+):
+    """Returns a grid Figure of ``images``, framed and titled red when wrong, green when right.
+
+    Introduced in 06 (the worst errors, the least certain predictions).
+    """
+    images = list(images)
+    rows = max(1, -(-len(images) // columns))
+    figure = Figure(figsize=(columns * size, rows * (size + 0.5)), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            colour = "tab:green" if correct[index] else "tab:red"
+            axis.imshow(_to_uint8(images[index]))
+            axis.set_title(str(titles[index]), fontsize=9, color=colour)
+            for spine in axis.spines.values():
+                spine.set(visible=True, color=colour, linewidth=3)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.axis("on")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def upsample(heatmap: np.ndarray, image_size: int) -> np.ndarray:
+    """Returns a heatmap on its feature grid, resized smoothly to ``image_size`` pixels (06)."""
+    from PIL import Image
+
+    resized = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize(
+        (image_size, image_size), Image.Resampling.BILINEAR
+    )
+    return np.asarray(resized)
+
+
+def gradcam_grid(images: Sequence, heatmaps: Sequence, titles: Sequence[str], *, size: float = 2.6):
+    """Returns a Figure: each photo above its Grad-CAM heatmap overlaid in colour (06).
+
+    Heatmaps are rectified and scaled to [0, 1] per image (Grad-CAM's ReLU), then resized to the
+    photo and drawn in colour where they are high (red: raised the score most); where they are
+    near zero the photo shows through unchanged.
+    """
+    from matplotlib import colormaps
+
+    images = list(images)
+    columns = len(images)
+    figure = Figure(figsize=(columns * size, 2 * size + 0.6))
+    axes = figure.subplots(2, columns, squeeze=False)
+    for index in range(columns):
+        image = _to_uint8(images[index])
+        heat = np.maximum(np.asarray(heatmaps[index], dtype=np.float32), 0)
+        heat = heat / heat.max() if heat.max() > 0 else heat
+        heat = upsample(heat, image.shape[0])[..., None]
+        colours = colormaps["jet"](heat[..., 0])[..., :3] * 255
+        overlay = (image + 0.6 * heat * (colours - image)).astype(np.uint8)  # opaque where hot
+        axes[0, index].imshow(image)
+        axes[0, index].set_title(str(titles[index]), fontsize=9)
+        axes[1, index].imshow(overlay)
+        for axis in axes[:, index]:
+            axis.axis("off")
+    axes[1, 0].text(
+        -0.05, 0.5, "Grad-CAM", rotation=90, va="center", ha="right", transform=axes[1, 0].transAxes
+    )
+    figure.tight_layout()
+    return figure
+
+
+def feature_scatter(panels: dict[str, np.ndarray], labels, class_names: Sequence[str]):
+    """Returns a Figure of 2-D points, one panel per entry of ``panels``, coloured by class (06)."""
+    labels = np.asarray(labels)
+    figure = Figure(figsize=(5 * len(panels), 4.2))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axis, (name, points) in zip(axes, panels.items(), strict=True):
+        colours = ("tab:orange", "tab:blue")
+        for label, (class_name, colour) in enumerate(zip(class_names, colours, strict=True)):
+            chosen = labels == label
+            axis.scatter(*points[chosen].T, s=14, alpha=0.7, color=colour, label=class_name)
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel("first principal component")
+        axis.set_ylabel("second principal component")
+        axis.legend(loc="best")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure

@@ -152,3 +152,64 @@ def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None)
 
     output = w.interactive_output(show, {"index": picker, "flip": flip, **sliders})
     return w.VBox([w.HBox([picker, flip]), w.HBox(list(sliders.values())), output])
+
+
+# --- 06: the decision threshold ---------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.3f}"
+
+
+def threshold_html(predictions, threshold: float, class_names: Sequence[str]) -> str:
+    """Returns the live text of the threshold slider: confusion matrix, precision, recall (06).
+
+    ``predictions`` is a :class:`helpers.evaluate.Predictions`; the numbers are those of
+    :func:`helpers.evaluate.threshold_report` at ``threshold`` (images with P(class 1) above it
+    are predicted as class 1).
+    """
+    from helpers import evaluate
+
+    report = evaluate.threshold_report(predictions, threshold, class_names)
+    header = "".join(f"<th>predicted {name}</th>" for name in class_names)
+    rows = "".join(
+        f"<tr><th>true {name}</th>" + "".join(f"<td>{n}</td>" for n in row) + "</tr>"
+        for name, row in zip(class_names, report["matrix"], strict=True)
+    )
+    lines = "".join(
+        f"<li>{name}: precision {_number(values['precision'])}, "
+        f"recall {_number(values['recall'])}, F1 {_number(values['f1'])} "
+        f"({values['support']} images)</li>"
+        for name, values in report["classes"].items()
+    )
+    return (
+        f"<b>threshold {threshold:.2f}</b>: accuracy {_number(report['accuracy'])}"
+        f"<table style='border-collapse: collapse; text-align: right'>"
+        f"<tr><th></th>{header}</tr>{rows}</table><ul>{lines}</ul>"
+    )
+
+
+def threshold_explorer(predictions, class_names: Sequence[str], value: float = 0.5):
+    """Returns an ipywidgets box: a ``threshold`` slider and the numbers it changes, live (06).
+
+    Moving the slider recomputes the confusion matrix and each class's precision and recall
+    (:func:`threshold_html`); nothing is retrained or re-predicted.
+    """
+    import ipywidgets as w
+
+    slider = w.FloatSlider(
+        value=value,
+        min=0.01,
+        max=0.99,
+        step=0.01,
+        description="threshold",
+        readout_format=".2f",
+        continuous_update=True,
+    )
+    text = w.HTML(threshold_html(predictions, value, class_names))
+
+    def on_change(change) -> None:
+        text.value = threshold_html(predictions, change["new"], class_names)
+
+    slider.observe(on_change, names="value")
+    return w.VBox([slider, text])

@@ -116,24 +116,96 @@ def test_whole_folder_of_one_kind_loads_through_load(tmp_path, kind):
     assert set(labels.numpy()) <= {0, 1}
 
 
-def test_cmyk_is_converted_outside_the_folder(folder, keras_home):
-    original = save_image(folder / "cat" / "print.jpg", "cmyk", CLASS_COLOURS["cat"])
-    scan = data.scan_folder(folder)
-    assert scan.converted == [original]
-    (copy,) = [f for f in scan.files if not f.is_relative_to(folder)]
-    assert copy.is_relative_to(keras_home)
-    with Image.open(copy) as image:
-        assert image.mode == "RGB"
-    assert "1 converted" in scan.report()
+def _write(path: Path, image: Image.Image, image_format: str, **options) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, image_format, **options)
+    return path
 
 
-@pytest.mark.parametrize("kind", ["gif", "bmp"])
-def test_gif_and_bmp_are_converted_before_tensorflow_sees_them(folder, kind):
-    # TensorFlow refuses some of them (16-bit or compressed BMP, odd GIFs) halfway through an epoch.
-    original = save_image(folder / "cat" / f"odd.{kind}", kind, CLASS_COLOURS["cat"])
+def _two_colour(colour, size=(40, 30)) -> Image.Image:
+    pixels = np.zeros((size[1], size[0], 3), np.uint8)
+    pixels[:] = colour
+    pixels[: size[1] // 3] = (20, 180, 90)  # a second colour, so a palette has two entries
+    return Image.fromarray(pixels)
+
+
+def _translucent(colour) -> Image.Image:
+    image = _two_colour(colour).convert("RGBA")
+    image.putalpha(200)  # an opaque alpha channel is dropped by the encoder
+    return image
+
+
+def _bmp_16bit(path: Path, colour, size=(33, 21)) -> Path:
+    """Writes a 16-bit (RGB555) BMP, which Pillow reads and TensorFlow 2.21 refuses."""
+    import struct
+
+    width, height = size
+    row = (width * 2 + 3) // 4 * 4
+    red, green, blue = (c >> 3 for c in colour)
+    pixel = ((red << 10) | (green << 5) | blue).to_bytes(2, "little")
+    pixels = (pixel * width + bytes(row - 2 * width)) * height
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 0, len(pixels), 2835, 2835, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"BM" + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54) + info + pixels)
+    return path
+
+
+# Each writer makes one file; the pipeline must decode it to the colour it holds, converted or not.
+TF_READY_FILES = {  # TensorFlow 2.21 decodes these correctly: read as they are, no copy
+    "cmyk.jpg": lambda p, c: save_image(p, "cmyk", c),
+    "plain.webp": lambda p, c: _write(p, _two_colour(c), "WEBP", lossless=True),
+    "palette.gif": lambda p, c: save_image(p, "gif", c),
+    "grey16.png": lambda p, c: _write(
+        p, Image.fromarray(np.full((30, 40), 200 * 257, np.uint16)), "PNG"
+    ),
+}
+CONVERTED_FILES = {  # TensorFlow refuses these, or decodes them wrongly: a PNG copy is made
+    "photo.tiff": lambda p, c: _write(p, _two_colour(c), "TIFF"),
+    "alpha.webp": lambda p, c: _write(p, _translucent(c), "WEBP", lossless=True),
+    "palette.bmp": lambda p, c: _write(p, _two_colour(c).convert("P"), "BMP"),
+    "rgb16.bmp": lambda p, c: _bmp_16bit(p, c),
+    "rgb24.bmp": lambda p, c: save_image(p, "bmp", c),  # fine for TF, but Pillow can't tell
+}
+
+
+def _expected_mean(path: Path) -> np.ndarray:
+    if path.name == "grey16.png":
+        return np.array([200.0, 200.0, 200.0])  # 16 bits scaled to 8, not clipped to 255
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0)
+
+
+@pytest.mark.parametrize("name", sorted(TF_READY_FILES) + sorted(CONVERTED_FILES))
+def test_each_format_is_read_as_is_or_converted_and_keeps_its_colours(folder, keras_home, name):
+    converts = name in CONVERTED_FILES
+    write = CONVERTED_FILES[name] if converts else TF_READY_FILES[name]
+    original = write(folder / "cat" / name, CLASS_COLOURS["cat"])
     scan = data.scan_folder(folder)
-    assert scan.converted == [original]
-    assert original not in scan.files
+    assert not scan.skipped
+    assert scan.converted == ([original] if converts else [])
+    if converts:
+        (copy,) = [f for f in scan.files if not f.is_relative_to(folder)]
+        assert copy.is_relative_to(keras_home)  # never inside the learner's folder
+        assert "1 converted" in scan.report()
+    else:
+        copy = original
+        assert original in scan.files
+    image, _ = next(iter(data.files_dataset([copy], [0])))
+    mean = image.numpy().reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(mean, _expected_mean(original), atol=4)
+
+
+def test_the_formats_left_to_tensorflow_are_the_ones_it_decodes(tmp_path):
+    # If a TensorFlow update starts refusing one of them, this says which.
+    import tensorflow as tf
+
+    for name, write in TF_READY_FILES.items():
+        path = write(tmp_path / name, CLASS_COLOURS["dog"])
+        tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False)
+    for name in ("photo.tiff", "alpha.webp", "rgb16.bmp"):
+        path = CONVERTED_FILES[name](tmp_path / name, CLASS_COLOURS["dog"])
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False)
 
 
 def test_png_named_jpg_loads(folder):
