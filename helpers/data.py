@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -119,10 +120,11 @@ class Splits:
         return [item for scan in self.scans for item in scan.skipped]
 
 
-def _check_image(path: Path) -> tuple[str | None, str | None]:
-    """Returns (format, None) for a decodable image, (None, reason) otherwise."""
+def _check_image(path: Path | io.BytesIO) -> tuple[str | None, str | None]:
+    """Returns (format, None) for a decodable image (file or bytes), (None, reason) otherwise."""
     try:
-        if path.stat().st_size == 0:
+        in_memory = isinstance(path, io.BytesIO)
+        if (path.getbuffer().nbytes if in_memory else path.stat().st_size) == 0:
             return None, "empty file"
         with Image.open(path) as image:
             image_format, mode = image.format, image.mode
@@ -143,6 +145,14 @@ def converted_folder() -> Path:
     return sample.default_folder().parent / "tl_converted"
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Returns the first frame of ``image`` in RGB (how odd formats become 3 channels)."""
+    image.seek(0)  # the first frame of an animation
+    # Palette images may carry transparency: through RGBA, so Pillow applies it first.
+    rgba_first = image.mode == "P"
+    return (image.convert("RGBA") if rgba_first else image).convert("RGB")
+
+
 def _convert(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
@@ -150,10 +160,7 @@ def _convert(path: Path) -> Path:
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(path) as image:
-            image.seek(0)  # the first frame of an animation
-            # Palette images may carry transparency: through RGBA, so Pillow applies it first.
-            rgba_first = image.mode == "P"
-            rgb = (image.convert("RGBA") if rgba_first else image).convert("RGB")
+            rgb = _to_rgb(image)
         partial = target.with_suffix(f".{os.getpid()}.tmp")
         rgb.save(partial, "PNG")
         partial.replace(target)
@@ -267,6 +274,33 @@ def decode_image(path, label):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image, label
+
+
+def read_image(source: str | Path | bytes) -> np.ndarray:
+    """Returns the image in ``source`` (a file path, or a file's bytes) as uint8 RGB, (h, w, 3).
+
+    Introduced in 07: a photo is decoded exactly as for training. JPEG and PNG go through
+    TensorFlow, as in :func:`files_dataset`; other formats (GIF, BMP, CMYK ...) through the same
+    Pillow conversion :func:`scan_folder` applies. Anything else raises :class:`DataError`.
+    """
+    import tensorflow as tf
+
+    if isinstance(source, bytes | bytearray | memoryview):
+        content, name = bytes(source), "the file"
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            what = "is a folder, not an image" if path.is_dir() else "does not exist"
+            raise DataError(f"{path} {what}; give the path of an image file.")
+        content, name = path.read_bytes(), str(path)
+    kind, reason = _check_image(io.BytesIO(content))
+    if reason is not None:
+        raise DataError(f"{name}: {reason}; give a JPEG, PNG, GIF or BMP image.")
+    if tuple(kind.split("/")) in _TF_READY:
+        image = tf.io.decode_image(content, channels=3, expand_animations=False)
+        return image.numpy()
+    with Image.open(io.BytesIO(content)) as image:
+        return np.asarray(_to_rgb(image))
 
 
 def files_dataset(files: list[Path], labels: list[int]):
@@ -429,6 +463,28 @@ def resize(image, label, image_size: int):
 
     image = keras.ops.image.resize(image, (image_size, image_size), crop_to_aspect_ratio=True)
     return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), label
+
+
+def prepare_image(image, image_size: int) -> np.ndarray:
+    """Returns one uint8 image (h, w, 3) as the model sees it: :func:`resize`'s central square.
+
+    Introduced in 07. The same function :func:`prepare` maps over every data set, so a photo gets
+    exactly the pixels it would get in the test split.
+    """
+    return np.asarray(resize(image, None, image_size)[0])
+
+
+def class_names(cfg: Config) -> list[str]:
+    """Returns the class names of ``cfg.data`` without loading it (label ``i`` is name ``i``).
+
+    Introduced in 07: saved models record them (``models.save``), so prediction needs only the
+    model. Folders: the class subfolders, sorted, as :func:`scan_folder` numbers them.
+    """
+    if cfg.data == "tfds":
+        return ["cat", "dog"]  # the label names of TFDS cats_vs_dogs
+    if cfg.data == "sample":
+        return list(sample.CLASS_NAMES)
+    return [folder.name for folder in class_folders(Path(cfg.data))]
 
 
 def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: int = 0):

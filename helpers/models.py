@@ -212,15 +212,20 @@ def _settings(cfg: Config) -> dict:
     }
 
 
-def save(model: keras.Model, cfg: Config, name: str) -> Path:
+def save(model: keras.Model, cfg: Config, name: str, class_names: list[str] | None = None) -> Path:
     """Returns the path of ``model`` saved as ``<output_dir>/<name>.keras`` (introduced in 04).
 
-    A ``<name>.json`` beside it records the settings it was trained with, for :func:`load_saved`.
+    A ``<name>.json`` beside it records the settings it was trained with, for :func:`load_saved`,
+    and what prediction needs (07): the class names (by default those of ``cfg.data``), the
+    image size and the backbone.
     """
+    from helpers import data
+
     path = Path(cfg.output_dir) / f"{name}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
-    path.with_suffix(".json").write_text(json.dumps(_settings(cfg), indent=1) + "\n")
+    sidecar = {**_settings(cfg), "class_names": list(class_names or data.class_names(cfg))}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
     return path
 
 
@@ -237,6 +242,7 @@ def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
         notebook = {"transfer_model": "04", "fine_tuned_model": "05"}.get(name, "the notebook")
         return None, f"no {path.name} in {path.parent} (run {notebook} first to reuse its model)"
     saved = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    saved = {key: saved[key] for key in _settings(cfg) if key in saved}  # not the class names
     if saved != _settings(cfg):
         return None, f"{path} was trained with other settings ({saved or 'unknown'})"
     return keras.saving.load_model(path, compile=False), f"loaded {path}"

@@ -1,0 +1,360 @@
+"""Use a trained model on new photos: in a notebook, in an upload widget, or on the command line.
+
+Introduced in 07. ``python -m helpers.predict PATH... [--model M] [--json]`` classifies image
+files and folders of images, one line per image; problems go to stderr by file name, and the
+run goes on. A photo is prepared exactly as the test split is (:func:`helpers.data.read_image`,
+then :func:`helpers.data.prepare_image`), and the model's ``.json`` sidecar says what it needs
+(class names, image size), so nothing but the model path is required.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from helpers.errors import LearnerError
+
+MODEL_NAME = "fine_tuned_model"  # what 05 saves, and what prediction uses by default
+DEFAULT_CLASS_NAMES = ["cat", "dog"]  # only for a model saved without its sidecar
+
+
+class PredictError(LearnerError):
+    """The model cannot be used for prediction; the message says what to do."""
+
+
+@dataclass
+class Predictor:
+    """A trained model with what prediction needs to know about it (returned by :func:`load`)."""
+
+    model: object  # keras.Model: uint8-valued squares of image_size in, one logit out
+    class_names: list[str]  # a positive logit means class_names[1]
+    image_size: int
+    backbone: str
+    path: Path
+    notes: list[str] = field(default_factory=list)  # what was assumed (an old sidecar ...)
+
+
+@dataclass
+class Prediction:
+    """What the model says about one image: its class and the probability of that class."""
+
+    file: str
+    class_name: str
+    probability: float  # of class_name, 0.5 to 1
+    logit: float
+
+    def line(self) -> str:
+        """Returns ``file  class  probability`` as the command line prints it."""
+        return f"{self.file}\t{self.class_name}\t{self.probability:.1%}"
+
+
+def default_model_path(cfg=None) -> Path:
+    """Returns where 05 saves the fine-tuned model for the active settings (``TL_OUTPUT_DIR``)."""
+    from helpers import config
+
+    cfg = cfg or config.load()
+    return Path(cfg.output_dir) / f"{MODEL_NAME}.keras"
+
+
+def _class_names_from_data(data_setting: str | None) -> list[str] | None:
+    if data_setting in ("tfds", "sample"):
+        return list(DEFAULT_CLASS_NAMES)
+    if data_setting and Path(data_setting).is_dir():
+        from helpers import data
+
+        names = [folder.name for folder in data.class_folders(Path(data_setting))]
+        return names if len(names) == 2 else None
+    return None
+
+
+def load(path: str | Path | None = None, cfg=None) -> Predictor:
+    """Returns the model at ``path`` (default: 05's model for ``cfg``) ready for prediction.
+
+    Introduced in 07. Class names, image size and backbone come from the ``.json`` sidecar
+    ``models.save`` writes; a sidecar from before class names were recorded still works (the
+    names are read from its data folder), and so does a bare ``.keras`` file (input size from
+    the model, classes assumed cat and dog: see ``notes``).
+    """
+    import keras
+
+    model_path = Path(path).expanduser() if path else default_model_path(cfg)
+    if not model_path.is_file():
+        if path:
+            raise PredictError(f"No model file at {model_path}. Check the path given to --model.")
+        raise PredictError(
+            f"No trained model at {model_path}. Run notebooks/05_fine_tuning.ipynb (it saves one "
+            "there), or pass the path of a saved model: --model path/to/fine_tuned_model.keras"
+        )
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # not a Keras file, truncated, saved by another Keras ...
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise PredictError(
+            f"{model_path} cannot be loaded as a Keras model ({type(error).__name__}: {message}). "
+            "Pass a .keras file saved by 05 (models.save)."
+        ) from None
+    sidecar_path = model_path.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    notes = []
+    image_size = int(model.input_shape[1])
+    class_names = sidecar.get("class_names")
+    if class_names is None:
+        class_names = _class_names_from_data(sidecar.get("data"))
+        if class_names is None:
+            class_names = list(DEFAULT_CLASS_NAMES)
+            missing = "records no class names" if sidecar else "is missing"
+            notes.append(
+                f"{sidecar_path.name} {missing}: assumed classes {class_names} "
+                "(save the model with models.save to record them)"
+            )
+        else:
+            notes.append(f"class names {class_names} read from {sidecar['data']}")
+    if len(class_names) != 2 or model.output_shape[-1] != 1:
+        raise PredictError(
+            f"{model_path} is not a two-class, one-logit model (classes {class_names}, "
+            f"output shape {model.output_shape}); use the model 05 saves."
+        )
+    return Predictor(
+        model=model,
+        class_names=list(class_names),
+        image_size=image_size,
+        backbone=sidecar.get("backbone", "unknown"),
+        path=model_path,
+        notes=notes,
+    )
+
+
+def interpret(logit: float, class_names: list[str], file: str = "") -> Prediction:
+    """Returns the class a logit stands for and that class's probability (a sigmoid)."""
+    probability = 1.0 / (1.0 + np.exp(-float(logit)))  # of class_names[1]
+    positive = logit > 0
+    return Prediction(
+        file=file,
+        class_name=class_names[1] if positive else class_names[0],
+        probability=float(probability if positive else 1.0 - probability),
+        logit=float(logit),
+    )
+
+
+def logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Returns the model's logits, one per image, for a uint8 batch of prepared images."""
+    images = np.asarray(images, dtype="float32")
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0)).reshape(-1)
+
+
+def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Returns ``(files, problems)``: every file named or inside a folder named, in order.
+
+    A missing path and a folder with no files are problems (``(path, reason)``); hidden files
+    and folders (``.DS_Store``, ``.ipynb_checkpoints``) are left out. Whether each file is an
+    image is found out when it is read.
+    """
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for name in paths:
+        path = Path(name).expanduser()
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(n.startswith(".") for n in p.relative_to(path).parts)
+            )
+            if not found:
+                problems.append((str(name), "folder holds no files (no images to predict)"))
+            files.extend(found)
+        else:
+            problems.append((str(name), "no such file or folder"))
+    return files, problems
+
+
+def predict_files(
+    predictor: Predictor, paths: list[str | Path], batch_size: int = 32
+) -> tuple[list[Prediction], list[tuple[str, str]]]:
+    """Returns ``(predictions, problems)`` for image files and folders of images.
+
+    Introduced in 07. Each file is decoded and prepared as the test split is, then the model
+    runs on batches of them. A file that is not a usable image becomes a problem
+    ``(file, reason)``; the others are still predicted.
+    """
+    from helpers import data
+
+    files, problems = find_images(paths)
+    names, images = [], []
+    for path in files:
+        try:
+            images.append(data.prepare_image(data.read_image(path), predictor.image_size))
+            names.append(str(path))
+        except data.DataError as error:
+            problems.append((str(path), str(error).removeprefix(f"{path}: ")))
+        except Exception as error:  # anything else a strange file can cause: report, go on
+            problems.append((str(path), f"cannot be read ({type(error).__name__}: {error})"))
+    if not images:
+        return [], problems
+    values = logits(predictor.model, np.stack(images), batch_size)
+    predictions = [
+        interpret(value, predictor.class_names, name)
+        for name, value in zip(names, values, strict=True)
+    ]
+    return predictions, problems
+
+
+def predict_image(predictor: Predictor, image, name: str = "") -> Prediction:
+    """Returns the prediction for one image: a path, a file's bytes, or a uint8 array (h, w, 3)."""
+    from helpers import data
+
+    if not isinstance(image, np.ndarray):
+        image = data.read_image(image)
+    prepared = data.prepare_image(image, predictor.image_size)
+    (value,) = logits(predictor.model, prepared[None])
+    return interpret(value, predictor.class_names, name)
+
+
+def tta_logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Returns test-time augmented logits: the mean of each image's and its mirror's logit (07)."""
+    images = np.asarray(images)
+    return (logits(model, images, batch_size) + logits(model, images[:, :, ::-1], batch_size)) / 2
+
+
+def upload_result(predictor: Predictor, uploads) -> str:
+    """Returns the HTML the upload widget shows for ``uploads`` (a ``FileUpload.value``).
+
+    Introduced in 07: one line per uploaded file, e.g. ``cat.jpg: dog (87.5%)``, or why the
+    file could not be used. ``uploads`` holds dicts with ``name`` and ``content`` (bytes).
+    """
+    from html import escape
+
+    from helpers import data
+
+    if not uploads:
+        return "Choose a photo to classify."
+    lines = []
+    for upload in uploads:
+        name = upload.get("name", "photo")
+        try:
+            result = predict_image(predictor, bytes(upload["content"]), name)
+        except data.DataError as error:
+            lines.append(
+                f"{escape(name)}: not a usable image ({escape(str(error).split(': ', 1)[-1])})"
+            )
+            continue
+        lines.append(
+            f"{escape(name)}: <b>{escape(result.class_name)}</b> ({result.probability:.1%})"
+        )
+    return "<br>".join(lines)
+
+
+def upload_widget(predictor: Predictor):
+    """Returns an ipywidgets box: a ``FileUpload`` button and, next to it, what the model says.
+
+    Introduced in 07. Works in JupyterLab and Colab; the logic is :func:`upload_result`.
+    """
+    import ipywidgets as w
+
+    upload = w.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
+    result = w.HTML(upload_result(predictor, ()))
+
+    def on_upload(change) -> None:
+        result.value = upload_result(predictor, change["new"])
+
+    upload.observe(on_upload, names="value")
+    return w.HBox([upload, result])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.predict",
+        description=(
+            "Classify photos with the model 05 trained. Prints one line per image: the file, "
+            "the class and the probability of that class (tab-separated). Problems (a missing "
+            "path, a file that is not an image) are reported on stderr by name; the other "
+            "files are still classified."
+        ),
+        epilog=(
+            "The default model is fine_tuned_model.keras in the active profile's output folder "
+            "(TL_PROFILE, TL_OUTPUT_DIR: default runs/<profile>). Exit status: 0 when at least "
+            "one image was classified, 1 when none was, 2 for a wrong command line. "
+            "Example: python -m helpers.predict ~/Pictures/pets --json"
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    parser.add_argument(
+        "--model", metavar="M", help="a .keras file saved by 05 (default: the active profile's)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON list (file, class_name, probability, logit per image) instead",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (32)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns its exit status (0: something was predicted)."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except Exception as error:  # never a traceback: say what happened in one line
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Returns a context in which the C++ code of TensorFlow writes nothing to stderr (07).
+
+    Python exceptions still propagate, and are reported once the stream is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401  (its start-up messages are not for the user)
+
+            cfg = None
+            if not args.model:
+                from helpers import config
+
+                cfg = config.load()
+            predictor = load(args.model, cfg)
+    except LearnerError as error:  # no model, a wrong TL_* setting
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for note in predictor.notes:
+        print(f"note: {note}", file=sys.stderr)
+    predictions, problems = predict_files(predictor, args.paths, args.batch_size)
+    for name, reason in problems:
+        print(f"error: {name}: {reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([asdict(p) for p in predictions], indent=1))
+    else:
+        for prediction in predictions:
+            print(prediction.line())
+    if not predictions:
+        print("error: no image could be classified", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
