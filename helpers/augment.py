@@ -1,8 +1,10 @@
 """Data augmentation as Keras preprocessing layers: random flips, rotations and more.
 
-Introduced in 03; 04 and 05 put :func:`build` inside their models. The layers are active only in
-training mode (``fit``, or ``training=True``); in inference (``predict``, ``evaluate``, an exported
-model) they pass images through unchanged.
+Introduced in 03; 04 and 05 put :func:`build` inside their models. The layers augment whenever
+they are called without ``training=False``: in ``fit``, in a direct call ``model(images)``, and in
+a model exported with ``model.export()`` (03 shows it). ``predict`` and ``evaluate`` pass
+``training=False``, and then they pass images through unchanged. For a model that never augments,
+whoever calls it, 05 uses ``models.for_inference``, which leaves these layers out.
 """
 
 from __future__ import annotations

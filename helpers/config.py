@@ -89,7 +89,7 @@ class Config:
     fine_tune_epochs: int
     seed: int
     output_dir: Path
-    gpu: bool  # a GPU is visible: mixed precision and XLA are worth it
+    gpu: bool  # a GPU is visible: mixed precision, and XLA where every layer supports it
     # How much of the base 05 fine-tunes: "all", a fraction in (0, 1) of its layers (the top
     # ones), or a whole number N >= 1 of its top blocks. See parse_unfreeze and
     # models.first_trainable_index.
@@ -99,9 +99,11 @@ class Config:
     def jit_compile(self) -> bool | str:
         """Returns ``compile(jit_compile=...)``'s value: "auto" on a GPU, False on a CPU.
 
-        On a GPU, XLA fuses operations and speeds training up; "auto" lets Keras turn it off for
-        models whose layers do not support it (the random augmentation layers). On a CPU it buys
-        little, so the series leaves it off there.
+        On a GPU, XLA fuses operations and speeds training up; "auto" lets Keras use it only for a
+        model whose every layer supports it. In 04 and 05 that is the head trained on cached
+        features. The end-to-end and fine-tuning models hold ``RandomRotation``, which (like
+        ``RandomZoom`` and ``RandomTranslation``) has no XLA support, so they run without XLA.
+        On a CPU it buys little, so the series leaves it off there.
         """
         return "auto" if self.gpu else False
 
@@ -126,7 +128,7 @@ def environment_report(cfg: Config) -> str:
 
     in_colab = "google.colab" in sys.modules
     if cfg.gpu:
-        device = "GPU: yes (mixed precision and XLA will be used)"
+        device = "GPU: yes (mixed precision; XLA only for models without augmentation layers)"
     elif in_colab:
         device = "GPU: none. In Colab: Runtime > Change runtime type > T4 GPU, then run again."
     else:

@@ -8,6 +8,7 @@ rescale inside the model and want raw 0-255 pixels.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class Backbone:
     constructor: Callable[..., keras.Model]
     input_range: tuple[float, float]  # the pixel range its ImageNet weights expect
     has_alpha: bool = False  # MobileNets take a width multiplier
+    # Keras adds a stem layer only when weights="imagenet" (EfficientNet): see _like_imagenet
+    imagenet_only_stem: bool = False
 
     def scaling(self) -> keras.layers.Layer:
         """Returns the layer that maps 0-255 pixels to this backbone's input range."""
@@ -46,8 +49,14 @@ BACKBONES: dict[str, Backbone] = {
     "xception": Backbone("xception", keras.applications.Xception, (-1.0, 1.0)),
     "mobilenet_v2": Backbone("mobilenet_v2", keras.applications.MobileNetV2, (-1.0, 1.0), True),
     "mobilenet": Backbone("mobilenet", keras.applications.MobileNet, (-1.0, 1.0), True),
-    "efficientnet_b0": Backbone("efficientnet_b0", keras.applications.EfficientNetB0, (0.0, 255.0)),
+    "efficientnet_b0": Backbone(
+        "efficientnet_b0", keras.applications.EfficientNetB0, (0.0, 255.0), imagenet_only_stem=True
+    ),
 }
+
+# keras/src/applications/efficientnet.py: IMAGENET_STDDEV_RGB, used by the stem layer it adds
+# for weights="imagenet" only
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
 def backbone(cfg_or_name: Config | str) -> Backbone:
@@ -75,7 +84,8 @@ def build_base(cfg: Config) -> keras.Model:
     """Returns the pretrained base for ``cfg``: no classifier on top, weights per ``TL_WEIGHTS``.
 
     Introduced in 04. ``cfg.weights`` is ``imagenet`` (downloaded once by Keras), ``none``
-    (random initialisation) or the path of a weights file.
+    (random initialisation) or the path of a weights file. From a file, an EfficientNet gets the
+    same layers as with ``imagenet`` (see :func:`_like_imagenet`).
     """
     entry = backbone(cfg)
     kwargs = dict(input_shape=cfg.image_shape, include_top=False, name=BASE_NAME)
@@ -83,7 +93,11 @@ def build_base(cfg: Config) -> keras.Model:
         kwargs["alpha"] = cfg.alpha
     weights = None if cfg.weights == "none" else cfg.weights
     try:
-        base_model = entry.constructor(weights=weights, **kwargs)
+        if entry.imagenet_only_stem and weights not in (None, "imagenet"):
+            base_model = _like_imagenet(entry.constructor(weights=None, **kwargs))
+            base_model.load_weights(weights)
+        else:
+            base_model = entry.constructor(weights=weights, **kwargs)
     except ValueError as error:
         if weights in (None, "imagenet"):
             raise LearnerError(
@@ -101,6 +115,30 @@ def build_base(cfg: Config) -> keras.Model:
         message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
         raise WeightsError(WEIGHTS_HELP.format(name=entry.name, error=message)) from error
     return base_model
+
+
+def _like_imagenet(efficientnet: keras.Model) -> keras.Model:
+    """Returns a copy of an EfficientNet built with ``weights=None``, with the imagenet stem added.
+
+    For ``weights="imagenet"`` only, Keras puts ``Rescaling(1 / sqrt(stddev))`` after the stem's
+    ``Normalization`` layer (its normalization divides by the variance, as the original
+    implementation did). Built with ``weights=None`` to load a file, the network lacks it and its
+    inputs are about 2x too large, silently. The copy has the layers, in the order, Keras builds
+    for ``weights="imagenet"``; its weights come from the file loaded into it.
+    """
+    added = []
+
+    def call(layer, *args, **kwargs):
+        outputs = layer(*args, **kwargs)
+        if isinstance(layer, keras.layers.Normalization) and not added:
+            added.append(keras.layers.Rescaling([1 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB]))
+            return added[0](outputs)
+        return outputs
+
+    model = keras.models.clone_model(efficientnet, call_function=call)
+    assert len(added) == 1, "no Normalization layer in the EfficientNet stem"
+    model.name = efficientnet.name
+    return model
 
 
 def build_classifier(

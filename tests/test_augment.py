@@ -77,3 +77,22 @@ def test_copies_are_distinct_and_shaped_like_the_image():
     assert out.shape == (5, 24, 24, 3)
     assert out.dtype == np.float32
     assert len({copy.tobytes() for copy in out}) == 5
+
+
+def test_a_direct_call_and_an_export_augment_predict_does_not(tmp_path):
+    """What the module docstring says: only an explicit training=False (predict) switches it off."""
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((24, 24, 3)), augment.build(seed=1)])
+    x = images(4)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    assert not np.array_equal(keras.ops.convert_to_numpy(model(x)), x), "model(x) augments"
+    model.export(tmp_path / "exported", verbose=False)
+    exported = tf.saved_model.load(str(tmp_path / "exported"))
+    assert not np.array_equal(exported.serve(x).numpy(), x), "the exported model augments"
+
+
+def test_default_augmentation_has_a_layer_without_xla():
+    """config.Config.jit_compile's docstring: "auto" gives no XLA to models holding augmentation."""
+    no_xla = [type(layer).__name__ for layer in augment.build().layers if not layer.supports_jit]
+    assert no_xla == ["RandomRotation"]
