@@ -342,8 +342,8 @@ def from_scratch(cfg: Config) -> keras.Model:
     """Returns a small convnet trained from random weights: 04's baseline without pretraining.
 
     Introduced in 04 ("Why not train from scratch?"). 0-255 images of ``cfg.image_shape`` in,
-    one logit out: augmentation (``augment.build()``), rescaling to [0, 1], four
-    convolution blocks (convolution, BatchNormalization, ReLU, max pooling), global average
+    one logit out: augmentation (``augment.build()``), rescaling to [0, 1], a strided
+    convolution then four blocks of max pooling and a ReLU convolution, global average
     pooling, dropout and one Dense logit, the same head as the transfer model's.
     """
     from helpers import augment
@@ -352,14 +352,14 @@ def from_scratch(cfg: Config) -> keras.Model:
     x = augment.build()(inputs)
     x = keras.layers.Rescaling(1 / 255, name="scale_to_0_1")(x)
     # A strided first convolution: at 224x224 full-resolution convolutions cost most of the time.
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="conv0")(x)
+    # No BatchNormalization: after the one or two epochs a short budget allows, its moving
+    # statistics are still near their initial values and inference would be broken by them.
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv0")(x)
     for index, filters in enumerate((32, 64, 128, 128), start=1):
-        x = keras.layers.BatchNormalization(name=f"bn{index - 1}")(x)
-        x = keras.layers.ReLU(name=f"relu{index - 1}")(x)
         x = keras.layers.MaxPooling2D(name=f"pool{index - 1}")(x)
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{index}")(x)
-    x = keras.layers.BatchNormalization(name="bn4")(x)
-    x = keras.layers.ReLU(name="relu4")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{index}")(
+            x
+        )
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
     outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)
