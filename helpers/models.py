@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import keras
 import numpy as np
 
 from helpers.config import Config
-from helpers.errors import LearnerError
+from helpers.errors import LearnerError, setting_hint
 
 
 class WeightsError(LearnerError):
@@ -264,3 +265,108 @@ def for_inference(model: keras.Model) -> keras.Model:
             continue
         x = layer(x, training=False) if layer.name == BASE_NAME else layer(x)
     return keras.Model(inputs, x, name=f"{model.name}_inference")
+
+
+# How each backbone's layer names say which block they belong to (the group is the block's name).
+# Layers outside every block are the stem (before the first block: stays frozen unless "all") or
+# the top (after the last block: always trained) or, in Xception, a block's residual branch.
+_BLOCK_PATTERNS = (
+    re.compile(r"^(block\d+[a-z])_"),  # EfficientNet: block1a, block2a, block2b ... block7a
+    re.compile(r"^(block\d+)_"),  # Xception: block1 ... block14
+    re.compile(r"^(block_\d+)_"),  # MobileNetV2: block_1 ... block_16
+    re.compile(r"^conv_(?:dw|pw|pad)_(\d+)(?:_|$)"),  # MobileNet v1: conv_dw_N + conv_pw_N
+)
+
+
+def base_blocks(base_model: keras.Model) -> list[str]:
+    """Returns the names of the base's blocks, bottom to top (e.g. ``block1`` ... ``block14``).
+
+    Introduced in 05. Read from the layer names: Xception ``block1..block14``, MobileNetV2
+    ``block_1..block_16``, MobileNet v1 ``1..13`` (one block = ``conv_dw_N`` + ``conv_pw_N``),
+    EfficientNet ``block1a..block7a``. An empty list for a base without named blocks.
+    """
+    names = [layer.name for layer in base_model.layers]
+    for pattern in _BLOCK_PATTERNS:
+        blocks: list[str] = []
+        for name in names:
+            match = pattern.match(name)
+            if match and match.group(1) not in blocks:
+                blocks.append(match.group(1))
+        if blocks:
+            return blocks
+    return []
+
+
+def _block_of(name: str) -> str | None:
+    for pattern in _BLOCK_PATTERNS:
+        match = pattern.match(name)
+        if match:
+            return match.group(1)
+    return None
+
+
+def first_trainable_index(base_model: keras.Model, unfreeze: str | float | int) -> int:
+    """Returns the index in ``base_model.layers`` of the first layer fine-tuning trains (05).
+
+    ``unfreeze`` is ``cfg.unfreeze`` (``TL_UNFREEZE``): ``"all"`` gives 0; a fraction ``f`` in
+    (0, 1) keeps the top ``f`` of the layers trainable (at least one); a whole number ``N`` gives
+    the first layer of the base's N-th block from the top (:func:`base_blocks`), so those N blocks
+    and any layers above them train, and the stem and lower blocks stay frozen. The notebook
+    freezes ``base_model.layers[:index]`` itself; BatchNormalization stays frozen everywhere.
+    """
+    layers = base_model.layers
+    if unfreeze == "all":
+        return 0
+    if isinstance(unfreeze, float):
+        if not 0 < unfreeze < 1:
+            raise LearnerError(f"unfreeze={unfreeze!r}: a fraction must lie between 0 and 1.")
+        trained = max(1, round(unfreeze * len(layers)))
+        return len(layers) - trained
+    if isinstance(unfreeze, int) and not isinstance(unfreeze, bool) and unfreeze >= 1:
+        blocks = base_blocks(base_model)
+        if not blocks:
+            raise LearnerError(
+                f"TL_UNFREEZE={unfreeze} counts blocks, but this base ({base_model.name}) has no "
+                "named blocks; use a fraction such as 0.3, or all. "
+                + setting_hint("TL_UNFREEZE", "0.3")
+            )
+        if unfreeze > len(blocks):
+            raise LearnerError(
+                f"TL_UNFREEZE={unfreeze} asks for the top {unfreeze} blocks, but this base "
+                f"({base_model.name}) has only {len(blocks)}. Use a number from 1 to "
+                f"{len(blocks)}, a fraction such as 0.3, or all. "
+                + setting_hint("TL_UNFREEZE", "2")
+            )
+        first_kept = blocks[len(blocks) - unfreeze]
+        return next(i for i, layer in enumerate(layers) if _block_of(layer.name) == first_kept)
+    raise LearnerError(
+        f"unfreeze={unfreeze!r}: use 'all', a fraction in (0, 1) or a whole number of blocks >= 1."
+    )
+
+
+def from_scratch(cfg: Config) -> keras.Model:
+    """Returns a small convnet trained from random weights: 04's baseline without pretraining.
+
+    Introduced in 04 ("Why not train from scratch?"). 0-255 images of ``cfg.image_shape`` in,
+    one logit out: augmentation (``augment.build()``), rescaling to [0, 1], a strided
+    convolution then four blocks of max pooling and a ReLU convolution, global average
+    pooling, dropout and one Dense logit, the same head as the transfer model's.
+    """
+    from helpers import augment
+
+    inputs = keras.Input(shape=cfg.image_shape, name="image")
+    x = augment.build()(inputs)
+    x = keras.layers.Rescaling(1 / 255, name="scale_to_0_1")(x)
+    # A strided first convolution: at 224x224 full-resolution convolutions cost most of the time.
+    # No BatchNormalization: after the one or two epochs a short budget allows, its moving
+    # statistics are still near their initial values and inference would be broken by them.
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv0")(x)
+    for index, filters in enumerate((32, 64, 128, 128), start=1):
+        x = keras.layers.MaxPooling2D(name=f"pool{index - 1}")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{index}")(
+            x
+        )
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(0.2, name="dropout")(x)
+    outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(inputs, outputs, name="from_scratch")

@@ -96,7 +96,60 @@ def main(argv: list[str] | None = None) -> int:
         total += seconds
         print(f"  {path.name}: {seconds:.0f} s (executed copy in {output_folder})", flush=True)
     print(f"series finished in {total:.0f} s")
+    print_results(cfg)
     return 0
+
+
+# The stages of metrics.json the results table shows, in order (each with test_accuracy, seconds).
+RESULT_STAGES = {
+    "from_scratch": "from scratch (04)",
+    "transfer_learning": "head on cached features (04)",
+    "end_to_end": "head trained end to end (04)",
+    "fine_tuning": "fine-tuning (05)",
+}
+RESULT_COLUMNS = ("stage", "test accuracy", "seconds")
+
+
+def results_rows(metrics: dict) -> list[tuple[str, str, str]]:
+    """Returns one row per stage of ``RESULT_STAGES``: its name, test accuracy and seconds.
+
+    A stage or value missing from ``metrics`` (the contents of metrics.json) is shown as "-".
+    """
+
+    def shown(stage: str, key: str, digits: int) -> str:
+        value = metrics.get(stage, {}).get(key)
+        return "-" if value is None else f"{float(value):.{digits}f}"
+
+    return [
+        (name, shown(stage, "test_accuracy", 3), shown(stage, "seconds", 0))
+        for stage, name in RESULT_STAGES.items()
+    ]
+
+
+def print_results(cfg: config.Config) -> Path:
+    """Returns the path of the results figure, after printing the table of every stage's results.
+
+    Reads ``<output_dir>/metrics.json`` (rows missing from it show "-") and saves the same table
+    as ``figures/results_table.png``. Called at the end of ``make run``.
+    """
+    import json
+
+    from helpers import viz
+
+    path = cfg.output_dir / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    rows = results_rows(metrics)
+    width = max(len(row[0]) for row in rows)
+    print(f"\nresults ({path}):")
+    print(f"{RESULT_COLUMNS[0]:<{width}}  {RESULT_COLUMNS[1]:>13}  {RESULT_COLUMNS[2]:>7}")
+    for name, accuracy, seconds in rows:
+        print(f"{name:<{width}}  {accuracy:>13}  {seconds:>7}")
+    figure = viz.results_table(
+        rows, RESULT_COLUMNS, title=f"{cfg.profile} profile: {cfg.backbone}, {cfg.image_size} px"
+    )
+    saved = viz.save(figure, cfg, "results_table")
+    print(f"table saved to {saved}", flush=True)
+    return saved
 
 
 if __name__ == "__main__":
