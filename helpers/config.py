@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.errors import LearnerError
+from helpers.errors import LearnerError, setting_hint
 
 PROFILES = ("ci", "quick", "full")
 BACKBONES = ("xception", "mobilenet_v2", "mobilenet", "efficientnet_b0")
@@ -106,6 +106,14 @@ class Config:
         return "\n".join(f"{name:<{width}} = {value}" for name, value in rows.items())
 
 
+# What "no GPU" means for each profile, in the Setup cell's words.
+_CPU_NOTE = {
+    "ci": "fine: the ci profile runs in seconds on any CPU",
+    "quick": "fine: the quick profile is sized for a laptop CPU",
+    "full": "the full profile takes hours on a CPU; the quick profile is sized for one",
+}
+
+
 def environment_report(cfg: Config) -> str:
     """Returns the Setup cell's lines: versions, the active profile's settings, and the GPU."""
     import sys
@@ -119,7 +127,9 @@ def environment_report(cfg: Config) -> str:
     elif in_colab:
         device = "GPU: none. In Colab: Runtime > Change runtime type > T4 GPU, then run again."
     else:
-        device = "GPU: none (fine: the quick profile is sized for a laptop CPU)"
+        device = f"GPU: none ({_CPU_NOTE[cfg.profile]})"
+        if cfg.profile == "full":
+            device += "\n" + setting_hint("TL_PROFILE", "quick")
     return "\n".join(
         [
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
@@ -168,9 +178,9 @@ def resolve_path(value: str, variable: str, *, must_exist: bool = True) -> Path:
 
 def gpu_available() -> bool:
     """Returns True when TensorFlow sees a GPU."""
-    import tensorflow as tf
+    from helpers import quiet
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    return bool(quiet.list_gpus())  # without the "failed call to cuInit" line when there is none
 
 
 def _choose(variable: str, value: str, accepted: tuple[str, ...]) -> str:
