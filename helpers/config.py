@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,12 +193,43 @@ def _choose(variable: str, value: str, accepted: tuple[str, ...]) -> str:
     return choice
 
 
+# A value to show in the "how to change it" sentence each ConfigError ends with.
+_EXAMPLES = {
+    "TL_PROFILE": "quick",
+    "TL_DATA": "sample",
+    "TL_TEST_DATA": "/path/to/test_photos",
+    "TL_BACKBONE": "mobilenet_v2",
+    "TL_ALPHA": "1.0",
+    "TL_WEIGHTS": "none",
+    "TL_IMAGE_SIZE": "160",
+    "TL_BATCH_SIZE": "32",
+    "TL_EPOCHS": "5",
+    "TL_FINE_TUNE_EPOCHS": "5",
+    "TL_SEED": "1337",
+    "TL_OUTPUT_DIR": "runs/mine",
+}
+
+
 def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Config:
     """Returns the settings: a profile's defaults, overridden by the ``TL_*`` variables in ``env``.
 
-    ``env`` defaults to ``os.environ``; ``gpu`` defaults to asking TensorFlow. Introduced in 01.
+    ``env`` defaults to ``os.environ``, read at each call: after ``%env TL_DATA=sample`` in a
+    notebook, running the Setup cell again picks it up. ``gpu`` defaults to asking TensorFlow.
+    Introduced in 01. A bad value raises :class:`ConfigError`, whose message ends with the two
+    ways to change the setting.
     """
-    env = os.environ if env is None else env
+    try:
+        return _load(os.environ if env is None else env, gpu)
+    except ConfigError as error:
+        named = re.match(r"(TL_\w+)=", str(error))
+        if named is None or "%env" in str(error):
+            raise
+        variable = named.group(1)
+        hint = setting_hint(variable, _EXAMPLES.get(variable, "<value>"))
+        raise ConfigError(f"{error} {hint}") from None
+
+
+def _load(env: Mapping[str, str], gpu: bool | None) -> Config:
     gpu = gpu_available() if gpu is None else gpu
 
     profile_value = env.get("TL_PROFILE", "").strip()

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from helpers import sample
 from helpers.config import Config
-from helpers.errors import LearnerError
+from helpers.errors import LearnerError, setting_hint
 
 # TFDS cats_vs_dogs has one split, "train" (23,262 images). The seed recipe takes 40/10/10 of it;
 # the smaller profiles take less so a laptop CPU finishes in minutes (same shape, fewer images).
@@ -175,7 +175,8 @@ def scan_folder(folder: str | Path) -> FolderScan:
     if not root.exists():
         raise DataError(
             f"The folder {root} does not exist. Check the path (TL_DATA or "
-            "TL_TEST_DATA), or use TL_DATA=sample to run on the bundled sample."
+            "TL_TEST_DATA), or use TL_DATA=sample to run on the bundled sample. "
+            + setting_hint("TL_DATA", "sample")
         )
     if not root.is_dir():
         raise DataError(f"{root} is a file; give a folder with one subfolder per class.")
@@ -323,7 +324,8 @@ TFDS_HELP = (
     "  - use a folder of your own photos, one subfolder per class: TL_DATA=/path/to/folder\n"
     "    (the Microsoft / Kaggle 'Dogs vs. Cats' archive works once unzipped: "
     "TL_DATA=/path/to/PetImages)\n"
-    "  - try again later: the download host has been down before."
+    "  - try again later: the download host has been down before.\n"
+    + setting_hint("TL_DATA", "sample")
 )
 TFDS_HOST = "download.microsoft.com"  # where TFDS downloads cats_vs_dogs from
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
