@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from helpers import sample
+from helpers import progress, sample
 from helpers.config import Config
 from helpers.errors import LearnerError, setting_hint
 
@@ -164,6 +164,9 @@ def class_folders(folder: Path) -> list[Path]:
     )
 
 
+SCAN_BAR_MINIMUM = 500  # files: a progress bar for folders that take more than a few seconds
+
+
 def scan_folder(folder: str | Path) -> FolderScan:
     """Returns every usable image in ``folder`` (one subfolder per class) and what was skipped.
 
@@ -205,7 +208,10 @@ def scan_folder(folder: str | Path) -> FolderScan:
                 candidates.append((path, label))
 
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow decodes without holding the GIL
-        checks = list(pool.map(_check_image, (path for path, _ in candidates)))
+        checking = pool.map(_check_image, (path for path, _ in candidates))
+        checks = list(
+            progress.bar(checking, len(candidates), "checking images", minimum=SCAN_BAR_MINIMUM)
+        )
 
     scan = FolderScan(root=root, class_names=[c.name for c in classes], files=[], labels=[])
     for (path, label), (kind, reason) in zip(candidates, checks, strict=True):
