@@ -4,13 +4,16 @@
 #   make run    execute the whole series headless with the current TL_* settings
 #   make lint   ruff on the helpers, tests, benchmarks and notebooks
 #   make strip  remove notebook outputs before committing
+#   make fetch  download the data set and weights the active profile needs (for an offline room)
+#   make student  copies of the notebooks without solution cells, in student/
+#   make html   the executed notebooks of the last make run as a static site, <output_dir>/html/
 PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: setup lab test run lint format strip clean
+.PHONY: setup lab test run lint format strip clean fetch student html
 
 setup: $(READY)
 
@@ -40,6 +43,15 @@ format: setup
 
 strip: setup
 	$(PY) -m helpers.run --strip
+
+fetch: setup
+	$(PY) -m helpers.fetch
+
+student: setup
+	$(PY) -m helpers.classroom student
+
+html: setup
+	$(PY) -m helpers.classroom html
 
 clean:
 	rm -rf runs

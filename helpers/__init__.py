@@ -3,11 +3,15 @@
 Import what a notebook needs explicitly, e.g. ``from helpers import config, data, viz``.
 """
 
-import os
+import sys
 import warnings
 
-# Keep TensorFlow's C++ start-up chatter out of the notebooks (warnings and errors still show).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from helpers import quiet
+
+# Keep TensorFlow's C++ start-up lines out of the notebooks (Python warnings and errors still
+# show): in a Jupyter kernel, importing helpers before keras loads TensorFlow quietly.
+if "ipykernel" in sys.modules:
+    quiet.import_tensorflow()
 
 # fit() says it ignores shuffle=True for a tf.data.Dataset: true, and our datasets shuffle
 # themselves (train only). The message would only distract from the lesson.

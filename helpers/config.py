@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,14 @@ class Config:
         return "\n".join(f"{name:<{width}} = {value}" for name, value in rows.items())
 
 
+# What "no GPU" means for each profile, in the Setup cell's words.
+_CPU_NOTE = {
+    "ci": "fine: the ci profile runs in seconds on any CPU",
+    "quick": "fine: the quick profile is sized for a laptop CPU",
+    "full": "the full profile takes hours on a CPU; the quick profile is sized for one",
+}
+
+
 def environment_report(cfg: Config) -> str:
     """Returns the Setup cell's lines: versions, the active profile's settings, and the GPU."""
     import sys
@@ -134,7 +143,9 @@ def environment_report(cfg: Config) -> str:
     elif in_colab:
         device = "GPU: none. In Colab: Runtime > Change runtime type > T4 GPU, then run again."
     else:
-        device = "GPU: none (fine: the quick profile is sized for a laptop CPU)"
+        device = f"GPU: none ({_CPU_NOTE[cfg.profile]})"
+        if cfg.profile == "full":
+            device += "\n" + setting_hint("TL_PROFILE", "quick")
     return "\n".join(
         [
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
@@ -183,9 +194,9 @@ def resolve_path(value: str, variable: str, *, must_exist: bool = True) -> Path:
 
 def gpu_available() -> bool:
     """Returns True when TensorFlow sees a GPU."""
-    import tensorflow as tf
+    from helpers import quiet
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    return bool(quiet.list_gpus())  # without the "failed call to cuInit" line when there is none
 
 
 def _choose(variable: str, value: str, accepted: tuple[str, ...]) -> str:
@@ -234,12 +245,43 @@ def parse_unfreeze(raw: str) -> str | float | int:
     )
 
 
+# A value to show in the "how to change it" sentence each ConfigError ends with.
+_EXAMPLES = {
+    "TL_PROFILE": "quick",
+    "TL_DATA": "sample",
+    "TL_TEST_DATA": "/path/to/test_photos",
+    "TL_BACKBONE": "mobilenet_v2",
+    "TL_ALPHA": "1.0",
+    "TL_WEIGHTS": "none",
+    "TL_IMAGE_SIZE": "160",
+    "TL_BATCH_SIZE": "32",
+    "TL_EPOCHS": "5",
+    "TL_FINE_TUNE_EPOCHS": "5",
+    "TL_SEED": "1337",
+    "TL_OUTPUT_DIR": "runs/mine",
+}
+
+
 def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Config:
     """Returns the settings: a profile's defaults, overridden by the ``TL_*`` variables in ``env``.
 
-    ``env`` defaults to ``os.environ``; ``gpu`` defaults to asking TensorFlow. Introduced in 01.
+    ``env`` defaults to ``os.environ``, read at each call: after ``%env TL_DATA=sample`` in a
+    notebook, running the Setup cell again picks it up. ``gpu`` defaults to asking TensorFlow.
+    Introduced in 01. A bad value raises :class:`ConfigError`, whose message ends with the two
+    ways to change the setting.
     """
-    env = os.environ if env is None else env
+    try:
+        return _load(os.environ if env is None else env, gpu)
+    except ConfigError as error:
+        named = re.match(r"(TL_\w+)=", str(error))
+        if named is None or "%env" in str(error):
+            raise
+        variable = named.group(1)
+        hint = setting_hint(variable, _EXAMPLES.get(variable, "<value>"))
+        raise ConfigError(f"{error} {hint}") from None
+
+
+def _load(env: Mapping[str, str], gpu: bool | None) -> Config:
     gpu = gpu_available() if gpu is None else gpu
 
     profile_value = env.get("TL_PROFILE", "").strip()

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from helpers import sample
+from helpers import progress, sample
 from helpers.config import Config
-from helpers.errors import LearnerError
+from helpers.errors import LearnerError, setting_hint
 
 # TFDS cats_vs_dogs has one split, "train" (23,262 images). The seed recipe takes 40/10/10 of it;
 # the smaller profiles take less so a laptop CPU finishes in minutes (same shape, fewer images).
@@ -179,6 +179,9 @@ def class_folders(folder: Path) -> list[Path]:
     )
 
 
+SCAN_BAR_MINIMUM = 500  # files: a progress bar for folders that take more than a few seconds
+
+
 def scan_folder(folder: str | Path) -> FolderScan:
     """Returns every usable image in ``folder`` (one subfolder per class) and what was skipped.
 
@@ -191,7 +194,8 @@ def scan_folder(folder: str | Path) -> FolderScan:
     if not root.exists():
         raise DataError(
             f"The folder {root} does not exist. Check the path (TL_DATA or "
-            "TL_TEST_DATA), or use TL_DATA=sample to run on the bundled sample."
+            "TL_TEST_DATA), or use TL_DATA=sample to run on the bundled sample. "
+            + setting_hint("TL_DATA", "sample")
         )
     if not root.is_dir():
         raise DataError(f"{root} is a file; give a folder with one subfolder per class.")
@@ -220,7 +224,10 @@ def scan_folder(folder: str | Path) -> FolderScan:
                 candidates.append((path, label))
 
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow decodes without holding the GIL
-        checks = list(pool.map(_check_image, (path for path, _ in candidates)))
+        checking = pool.map(_check_image, (path for path, _ in candidates))
+        checks = list(
+            progress.bar(checking, len(candidates), "checking images", minimum=SCAN_BAR_MINIMUM)
+        )
 
     scan = FolderScan(root=root, class_names=[c.name for c in classes], files=[], labels=[])
     for (path, label), (kind, reason) in zip(candidates, checks, strict=True):
@@ -374,7 +381,8 @@ TFDS_HELP = (
     "  - use a folder of your own photos, one subfolder per class: TL_DATA=/path/to/folder\n"
     "    (the Microsoft / Kaggle 'Dogs vs. Cats' archive works once unzipped: "
     "TL_DATA=/path/to/PetImages)\n"
-    "  - try again later: the download host has been down before."
+    "  - try again later: the download host has been down before.\n"
+    + setting_hint("TL_DATA", "sample")
 )
 TFDS_HOST = "download.microsoft.com"  # where TFDS downloads cats_vs_dogs from
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")

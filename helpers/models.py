@@ -66,7 +66,8 @@ def backbone(cfg_or_name: Config | str) -> Backbone:
         return BACKBONES[name]
     except KeyError:
         raise LearnerError(
-            f"Unknown backbone {name!r}; use one of: {', '.join(BACKBONES)} (TL_BACKBONE)."
+            f"Unknown backbone {name!r}; use one of: {', '.join(BACKBONES)} (TL_BACKBONE). "
+            + setting_hint("TL_BACKBONE", "mobilenet_v2")
         ) from None
 
 
@@ -76,7 +77,7 @@ WEIGHTS_HELP = (
     "  - download the weights file elsewhere and pass its path: TL_WEIGHTS=/path/to/file.h5\n"
     "    (or put it in ~/.keras/models/ under the name Keras asks for above);\n"
     "  - run without pretrained weights (the code runs, accuracy will be poor): TL_WEIGHTS=none;\n"
-    "  - check your network connection and try again."
+    "  - check your network connection and try again.\n" + setting_hint("TL_WEIGHTS", "none")
 )
 
 
@@ -107,7 +108,7 @@ def build_base(cfg: Config) -> keras.Model:
             f"The weights file {weights} does not fit {entry.name} (alpha={cfg.alpha}, "
             f"{cfg.image_size}x{cfg.image_size}): {str(error).splitlines()[0][:200]}\n"
             "Pass the file made for this backbone and width (TL_BACKBONE, TL_ALPHA), "
-            "a 'no_top' file, or TL_WEIGHTS=imagenet."
+            "a 'no_top' file, or TL_WEIGHTS=imagenet. " + setting_hint("TL_WEIGHTS", "imagenet")
         ) from error
     except Exception as error:  # no network, host down, truncated download ...
         if weights != "imagenet":

@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from helpers import progress
 from helpers.config import Config
 
 
@@ -40,6 +41,9 @@ class EpochTimer(keras.callbacks.Callback):
         self.epoch_seconds.append(time.perf_counter() - self._start)
 
 
+FEATURES_BAR_MINIMUM = 20  # batches: a progress bar when the pass takes more than seconds
+
+
 def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(features, labels)``: the extractor's output for every batch, with its labels.
 
@@ -53,7 +57,14 @@ def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarra
         lambda images: feature_extractor(images, training=False), reduce_retracing=True
     )
     features, labels = [], []
-    for images, batch_labels in dataset:
+    batches = int(dataset.cardinality())  # negative when unknown or infinite: no bar
+    for images, batch_labels in progress.bar(
+        dataset,
+        batches if batches >= 0 else None,
+        "computing features",
+        minimum=FEATURES_BAR_MINIMUM,
+        unit="batch",
+    ):
         features.append(keras.ops.convert_to_numpy(step(images)))
         labels.append(np.asarray(batch_labels))
     return np.concatenate(features), np.concatenate(labels)

@@ -1,0 +1,92 @@
+"""Keeps TensorFlow's C++ start-up log lines out of the notebooks (used by every Setup cell).
+
+On a machine without a GPU, importing TensorFlow 2.21 writes a block of C++ log lines straight to
+the process's stderr (file descriptor 2), which JupyterLab shows in red under the first cell:
+``oneDNN custom operations are on``, ``Could not find cuda drivers``, and, when the GPU is first
+looked for, ``failed call to cuInit: ... CUDA error``. ``TF_CPP_MIN_LOG_LEVEL`` cannot hide the
+first ones: TensorFlow logs them before it reads that variable. So while TensorFlow loads, and
+while it looks for a GPU, stderr goes to a temporary file; afterwards every line that is not one
+of those log lines is written back. Python warnings and real errors stay visible.
+
+This works when ``helpers`` is imported before ``keras`` or ``tensorflow`` (the Setup cells do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+
+# absl's C++ log line after its severity letter: date, time, thread, file:line] message.
+_CPP_LINE = r"\d{4} \d+:\d+:\d+\.\d+\s+\d+ [\w.\-]+:\d+\] "
+# What TensorFlow writes while it loads: INFO and WARNING lines (never needed by a learner) and
+# the two plain lines around them.
+_STARTUP = (
+    rf"[IW]{_CPP_LINE}"
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions: "
+)
+STARTUP_NOISE = re.compile(rf"^(?:{_STARTUP})")
+# What it writes when it looks for a GPU on a machine without a GPU driver: an ERROR line that
+# only means "no GPU" (the Setup cell says so in words).
+NO_GPU_NOISE = re.compile(rf"^(?:{_STARTUP}|E{_CPP_LINE}failed call to cuInit)")
+
+
+def is_cpp_log_line(line: str) -> bool:
+    """Returns True when ``line`` looks like a C++ (absl) log line, e.g. ``I0000 00:00:...``."""
+    return re.match(rf"[IWEF]{_CPP_LINE}", line) is not None
+
+
+@contextlib.contextmanager
+def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
+    """Runs the ``with`` block with file descriptor 2 captured, then replays the lines that are
+    not ``noise`` to ``sys.stderr``.
+
+    Does nothing special where descriptor 2 cannot be redirected (then nothing is hidden).
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, AttributeError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines(keepends=True) if not noise.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def import_tensorflow() -> None:
+    """Imports TensorFlow without its C++ start-up lines (once; later calls do nothing).
+
+    Also sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless it is set already, so TensorFlow's later INFO and
+    WARNING C++ lines stay hidden too (errors still show).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    with filtered_stderr(STARTUP_NOISE):
+        import tensorflow  # noqa: F401
+
+
+def list_gpus() -> list:
+    """Returns TensorFlow's physical GPU devices, without the ``cuInit`` error line when none."""
+    import_tensorflow()
+    import tensorflow as tf
+
+    with filtered_stderr(NO_GPU_NOISE):
+        return tf.config.list_physical_devices("GPU")
