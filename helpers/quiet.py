@@ -33,6 +33,9 @@ STARTUP_NOISE = re.compile(rf"^(?:{_STARTUP})")
 # What it writes when it looks for a GPU on a machine without a GPU driver: an ERROR line that
 # only means "no GPU" (the Setup cell says so in words).
 NO_GPU_NOISE = re.compile(rf"^(?:{_STARTUP}|E{_CPP_LINE}failed call to cuInit)")
+# What TensorFlow's JPEG decoder logs when it refuses a truncated file, besides raising
+# InvalidArgumentError with the same words (introduced in 02, which decodes one on purpose).
+DECODE_NOISE = re.compile(rf"^E{_CPP_LINE}Premature end of JPEG data")
 
 
 def is_cpp_log_line(line: str) -> bool:
