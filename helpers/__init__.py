@@ -3,6 +3,7 @@
 Import what a notebook needs explicitly, e.g. ``from helpers import config, data, viz``.
 """
 
+import logging
 import sys
 import warnings
 
@@ -16,5 +17,12 @@ if "ipykernel" in sys.modules:
 # fit() says it ignores shuffle=True for a tf.data.Dataset: true, and our datasets shuffle
 # themselves (train only). The message would only distract from the lesson.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed", category=UserWarning)
+
+# TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning: the
+# solutions build and call small models on purpose, and the advice it gives (about a learner's
+# own tf.function) has nothing to act on here. Its other warnings stay visible.
+logging.getLogger("tensorflow").addFilter(
+    lambda record: "triggered tf.function retracing" not in record.getMessage()
+)
 
 REPOSITORY_URL = "https://github.com/keras-tl-course/keras-transfer-learning"  # the one place

@@ -83,3 +83,15 @@ def test_a_kernel_that_imports_helpers_first_prints_no_cpp_lines(monkeypatch):
     assert not [line for line in stderr.splitlines() if quiet.is_cpp_log_line(line)], stderr
     assert "absl::InitializeLog" not in stderr, stderr
     assert "profile 'ci'" in stdout and "the ci profile" in stdout, stdout
+
+
+def test_the_retracing_warning_is_dropped_and_other_tensorflow_warnings_are_not(caplog):
+    import logging
+
+    import helpers  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        logger.warning("5 out of the last 15 calls to <f> triggered tf.function retracing. ...")
+        logger.warning("a real warning")
+    assert [r.getMessage() for r in caplog.records] == ["a real warning"]
