@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,10 +40,8 @@ def test_offline_fails_in_one_message_before_downloading(monkeypatch, tmp_path):
     monkeypatch.setattr(fetch, "reachable", lambda host, timeout=5.0: f"cannot reach {host}")
     monkeypatch.setattr(fetch, "download_weights", lambda cfg: pytest.fail("tried to download"))
     builder = FakeBuilder(tmp_path / "tfds")
-    start = time.perf_counter()
-    with pytest.raises(fetch.FetchError) as caught:
+    with pytest.raises(fetch.FetchError) as caught:  # before any download (both are faked)
         fetch.fetch(quick_config(), builder)
-    assert time.perf_counter() - start < 5
     message = str(caught.value)
     assert "download.microsoft.com" in message and fetch.WEIGHTS_HOST in message
     assert "TL_DATA=sample" in message and "%env TL_DATA=sample" in message
