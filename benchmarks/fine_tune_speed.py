@@ -5,9 +5,12 @@ into every variant), the same learning rate (Adam 1e-5) and number of epochs:
 
   all            the whole base trains (the seed recipe; the reference of every ratio)
   top N          only the top N blocks train (TL_UNFREEZE=N); BatchNorm frozen everywhere
-  top N stored   the frozen bottom runs once over every training image and its horizontal flip;
-                 each epoch trains only the top on those stored activations, picking the image
-                 or its flip at random (no rotation: that is the augmentation it gives up)
+  top N stored   05's TL_STORED_VIEWS=2: the frozen bottom runs once over every training image and
+                 its horizontal flip; each epoch trains only the top on those stored
+                 activations, picking the image or its flip at random (no rotation: that is
+                 the augmentation it gives up)
+  ... storedK    TL_STORED_VIEWS=K: the image, its flip, and K - 2 draws of the model's own
+                 augmentation (random flip and rotation); each epoch picks one
   bf16 ...       the same in mixed_bfloat16 (only on CPUs with avx512_bf16 or AMX)
   ... xla        augmentation moved into the tf.data pipeline, so the model has no random
                  layers and compiles with jit_compile=True
@@ -30,7 +33,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from helpers import augment, config, data, models, train
@@ -54,7 +56,7 @@ def bf16_supported() -> tuple[bool, str]:
 class Variant:
     name: str
     unfreeze: str | int
-    stored: bool = False
+    stored: int = 0  # views stored per training image (0: none, train through the bottom)
     policy: str = "float32"
     xla: bool = False  # augmentation in tf.data, jit_compile=True
 
@@ -68,37 +70,18 @@ def parse_variant(name: str) -> Variant:
     how = parts[0]
     unfreeze: str | int = "all" if how == "all" else int(how.removeprefix("top"))
     flags = set(parts[1:])
-    unknown = flags - {"stored", "xla"}
-    if unknown or (how != "all" and not how.startswith("top")):
+    stored = 0
+    for flag in [f for f in flags if f.startswith("stored")]:
+        stored = int(flag.removeprefix("stored") or 2)
+        flags.discard(flag)
+    unknown = flags - {"xla"}
+    if unknown or (how != "all" and not how.startswith("top")) or stored == 1:
         raise SystemExit(f"unknown variant {name!r}")
-    return Variant(name, unfreeze, "stored" in flags, policy, "xla" in flags)
-
-
-def unfreeze(base_model: keras.Model, how: str | int) -> int:
-    """05's recipe: the base trainable from the cut up, every BatchNormalization frozen."""
-    base_model.trainable = True
-    cut = models.first_trainable_index(base_model, how)
-    for layer in base_model.layers[:cut]:
-        layer.trainable = False
-    for layer in models.batchnorm_layers(base_model):
-        layer.trainable = False
-    return cut
+    return Variant(name, unfreeze, stored, policy, "xla" in flags)
 
 
 def accuracy(model: keras.Model, dataset) -> float:
     return float(model.evaluate(dataset, verbose=0)[1])
-
-
-def stored_activations(bottom: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (activations, activations of the flipped images, labels) in one aligned pass."""
-    step = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
-    plain, flipped, labels = [], [], []
-    for images, batch_labels in dataset:
-        images = tf.cast(images, "float32")
-        plain.append(step(images).numpy())
-        flipped.append(step(tf.image.flip_left_right(images)).numpy())
-        labels.append(batch_labels.numpy())
-    return np.concatenate(plain), np.concatenate(flipped), np.concatenate(labels)
 
 
 def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: int) -> dict:
@@ -109,43 +92,18 @@ def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: 
     in_model = not variant.xla and not variant.stored
     model = models.build_classifier(cfg, base_model, augment.build() if in_model else None)
     model.get_layer("logit").set_weights(head_weights)
-    cut = unfreeze(base_model, variant.unfreeze)
+    cut = models.unfreeze(base_model, variant.unfreeze)
     timer = train.EpochTimer()
     setup = 0.0
 
-    if variant.stored:
+    if variant.stored:  # 05's path: helpers.models.split_base, helpers.train.store_views
         start = time.perf_counter()
-        scaling = models.backbone(cfg).scaling()
-        first_trained = base_model.layers[cut]
-        bottom_output = first_trained.input
-        for layer in base_model.layers[cut:]:  # the top must depend on one tensor of the bottom
-            for node in layer._inbound_nodes:
-                for tensor in node.input_tensors:
-                    producer = tensor._keras_history.operation
-                    if producer in base_model.layers[:cut] and tensor is not bottom_output:
-                        raise SystemExit(f"{variant.name}: the top reads several bottom tensors")
-        bottom_model = keras.Model(base_model.input, bottom_output)
-        bottom = keras.Sequential([keras.Input(cfg.image_shape), scaling, bottom_model])
-        plain, flipped, labels = stored_activations(bottom, splits.train)
+        bottom, top = models.split_base(base_model, cut)
+        stored, labels = train.store_views(cfg, bottom, splits.train, variant.stored)
         setup = time.perf_counter() - start
-        top = keras.Model(bottom_output, base_model.output)  # shares the base's layers
-        inputs = keras.Input(plain.shape[1:])
-        x = top(inputs, training=False)
-        for name in ("pool", "dropout", "logit"):
-            x = model.get_layer(name)(x)
-        top_model = keras.Model(inputs, x)
+        top_model = models.top_classifier(model, top)
         train.compile_for_logits(top_model, LEARNING_RATE, cfg)
-
-        def pick(a, b, y):  # the image or its horizontal flip, at random: RandomFlip's work
-            return tf.where(tf.random.uniform(()) < 0.5, a, b), y
-
-        stored_ds = (
-            tf.data.Dataset.from_tensor_slices((plain, flipped, labels))
-            .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-            .map(pick, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(cfg.batch_size)
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        stored_ds = train.views_dataset(cfg, stored, labels, shuffle=True)
         top_model.fit(stored_ds, epochs=epochs, callbacks=[timer], verbose=0)
     else:
         train_ds = splits.train
@@ -179,6 +137,7 @@ def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: 
         setup=setup,
         first=seconds[0],
         per_epoch=statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0],
+        total=setup + sum(seconds),
         test=test,
         held_out=held_out,
     )
@@ -253,20 +212,22 @@ def main() -> None:
     )
     header = (
         f"{'variant':16}{'arrays':>7}{'setup s':>9}{'1st epoch':>10}{'s/epoch':>9}"
-        f"{'ratio':>7}{'test acc':>10}{'val+test':>10}"
+        f"{'ratio':>7}{'total s':>9}{'test acc':>10}{'val+test':>10}"
     )
     print(header)
     print("-" * len(header))
     for variant in variants:
         rows = [r for r in results if r["variant"] == variant.name]
-        mean = {k: statistics.mean(r[k] for r in rows) for k in ("setup", "first", "per_epoch")}
+        mean = {
+            k: statistics.mean(r[k] for r in rows) for k in ("setup", "first", "per_epoch", "total")
+        }
         tests = " / ".join(f"{r['test']:.3f}" for r in rows)
         test = statistics.mean(r["test"] for r in rows)
         held = statistics.mean(r["held_out"] for r in rows)
         print(
             f"{variant.name:16}{rows[0]['trained_arrays']:>7}{mean['setup']:>9.1f}"
             f"{mean['first']:>10.1f}{mean['per_epoch']:>9.2f}"
-            f"{reference / mean['per_epoch']:>6.1f}x{test:>10.4f}"
+            f"{reference / mean['per_epoch']:>6.1f}x{mean['total']:>9.1f}{test:>10.4f}"
             f"{held:>10.4f}   tests: {tests}"
         )
 

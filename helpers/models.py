@@ -203,15 +203,22 @@ def count_changed(before: list[np.ndarray], after: list[np.ndarray]) -> int:
     return sum(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def _settings(cfg: Config) -> dict:
-    """Returns the settings a saved model depends on (a later notebook must match them)."""
-    return {
+def _settings(cfg: Config, name: str = "") -> dict:
+    """Returns the settings a saved model depends on (a later notebook must match them).
+
+    05's fine-tuned model also depends on how it was fine-tuned (``TL_UNFREEZE``,
+    ``TL_STORED_VIEWS``); 04's does not, so changing those keeps 04's model usable.
+    """
+    settings = {
         "backbone": cfg.backbone,
         "alpha": cfg.alpha,
         "weights": cfg.weights,
         "image_size": cfg.image_size,
         "data": cfg.data,
     }
+    if name == "fine_tuned_model":
+        settings.update(unfreeze=cfg.unfreeze, stored_views=cfg.stored_views)
+    return settings
 
 
 def save(model: keras.Model, cfg: Config, name: str, class_names: list[str] | None = None) -> Path:
@@ -226,7 +233,7 @@ def save(model: keras.Model, cfg: Config, name: str, class_names: list[str] | No
     path = Path(cfg.output_dir) / f"{name}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
-    sidecar = {**_settings(cfg), "class_names": list(class_names or data.class_names(cfg))}
+    sidecar = {**_settings(cfg, name), "class_names": list(class_names or data.class_names(cfg))}
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
     return path
 
@@ -244,8 +251,9 @@ def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
         notebook = {"transfer_model": "04", "fine_tuned_model": "05"}.get(name, "the notebook")
         return None, f"no {path.name} in {path.parent} (run {notebook} first to reuse its model)"
     saved = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
-    saved = {key: saved[key] for key in _settings(cfg) if key in saved}  # not the class names
-    if saved != _settings(cfg):
+    expected = _settings(cfg, name)
+    saved = {key: saved[key] for key in expected if key in saved}  # not the class names
+    if saved != expected:
         return None, f"{path} was trained with other settings ({saved or 'unknown'})"
     return keras.saving.load_model(path, compile=False), f"loaded {path}"
 
@@ -371,3 +379,63 @@ def from_scratch(cfg: Config) -> keras.Model:
     x = keras.layers.Dropout(0.2, name="dropout")(x)
     outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(inputs, outputs, name="from_scratch")
+
+
+def unfreeze(base_model: keras.Model, how: str | float | int) -> int:
+    """Returns the cut after unfreezing ``base_model`` 05's way, for ``how`` (``TL_UNFREEZE``).
+
+    The base trainable from ``first_trainable_index(base_model, how)`` up, the layers below it
+    frozen, every BatchNormalization layer frozen (inference mode). 05 writes these steps out;
+    ``train.fine_tune`` and the benchmark call this.
+    """
+    base_model.trainable = True
+    cut = first_trainable_index(base_model, how)
+    for layer in base_model.layers[:cut]:
+        layer.trainable = False
+    for layer in batchnorm_layers(base_model):
+        layer.trainable = False
+    return cut
+
+
+def split_base(base_model: keras.Model, cut: int) -> tuple[keras.Model, keras.Model]:
+    """Returns ``(bottom, top)``: the base cut below ``base_model.layers[cut]``, in two models.
+
+    Introduced in 05 (training on stored activations). ``bottom`` maps the base's input to every
+    tensor the layers from ``cut`` up read from the layers below (one tensor for a cut at a
+    block of a MobileNet; two in Xception, whose residual branch is computed below the block);
+    ``top`` maps those tensors to the base's output. Both share the base's layers and weights:
+    training ``top`` trains the base. ``top(bottom(x))`` equals ``base_model(x)``.
+    """
+    layers = base_model.layers
+    if not 0 < cut < len(layers):
+        raise LearnerError(
+            f"cut={cut}: there is no frozen bottom to store below layer {cut} "
+            f"(use 1 to {len(layers) - 1}; TL_UNFREEZE=all trains the whole base)."
+        )
+    below = {id(layer) for layer in layers[:cut]}
+    crossing: list = []
+    for layer in layers[cut:]:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                producer = tensor._keras_history.operation
+                if id(producer) in below and all(tensor is not t for t in crossing):
+                    crossing.append(tensor)
+    bottom = keras.Model(base_model.input, crossing, name="bottom")
+    top = keras.Model(crossing, base_model.output, name="top")
+    return bottom, top
+
+
+def top_classifier(model: keras.Model, top: keras.Model) -> keras.Model:
+    """Returns the classifier from the stored activations up: ``top``, then ``model``'s head.
+
+    Introduced in 05. Its inputs are ``top``'s (what ``split_base``'s bottom outputs); its layers
+    are ``model``'s own (the top of the base, pooling, dropout and the logit), so training it
+    trains ``model``, and on the same image both give the same logit.
+    """
+    inputs = [
+        keras.Input(tensor.shape[1:], name=f"stored_{i}") for i, tensor in enumerate(top.inputs)
+    ]
+    x = top(inputs if len(inputs) > 1 else inputs[0])
+    for name in ("pool", "dropout", "logit"):
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name=f"{model.name}_top")

@@ -44,6 +44,18 @@ class EpochTimer(keras.callbacks.Callback):
 FEATURES_BAR_MINIMUM = 20  # batches: a progress bar when the pass takes more than seconds
 
 
+def _batches(dataset, description: str):
+    """Returns the batches of ``dataset`` behind a progress bar when the pass is long."""
+    batches = int(dataset.cardinality())  # negative when unknown or infinite: no bar
+    return progress.bar(
+        dataset,
+        batches if batches >= 0 else None,
+        description,
+        minimum=FEATURES_BAR_MINIMUM,
+        unit="batch",
+    )
+
+
 def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(features, labels)``: the extractor's output for every batch, with its labels.
 
@@ -57,17 +69,69 @@ def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarra
         lambda images: feature_extractor(images, training=False), reduce_retracing=True
     )
     features, labels = [], []
-    batches = int(dataset.cardinality())  # negative when unknown or infinite: no bar
-    for images, batch_labels in progress.bar(
-        dataset,
-        batches if batches >= 0 else None,
-        "computing features",
-        minimum=FEATURES_BAR_MINIMUM,
-        unit="batch",
-    ):
+    for images, batch_labels in _batches(dataset, "computing features"):
         features.append(keras.ops.convert_to_numpy(step(images)))
         labels.append(np.asarray(batch_labels))
     return np.concatenate(features), np.concatenate(labels)
+
+
+def store_views(
+    cfg: Config, bottom: keras.Model, dataset, views: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Returns ``(stored, labels)``: the frozen bottom's output for ``views`` views of each image.
+
+    Introduced in 05 (training the top on stored activations); ``bottom`` comes from
+    ``models.split_base``, and each view is scaled as the classifier scales its input. View 0 is
+    the image itself, view 1 its horizontal flip, and each further view is a random draw of the
+    classifier's augmentation (``augment.build()``, seeded with ``cfg.seed``: the same views on
+    every run). ``stored`` holds one array per tensor ``bottom`` outputs, shaped
+    ``(images, views, ...)``; ``labels`` comes from the same pass, so both stay aligned.
+    """
+    import tensorflow as tf
+
+    from helpers import augment, models
+
+    if views < 1:
+        raise ValueError(f"views={views!r}: store at least 1 view (the image itself).")
+    scaling = models.backbone(cfg).scaling()
+    augmentation = augment.build(seed=cfg.seed)
+    step = tf.function(
+        lambda images: keras.tree.flatten(bottom(scaling(images), training=False)),
+        reduce_retracing=True,
+    )
+    stored: list[list[np.ndarray]] = [[] for _ in bottom.outputs]
+    labels = []
+    for images, batch_labels in _batches(dataset, "storing activations"):
+        images = tf.cast(images, "float32")
+        batch = [images, tf.image.flip_left_right(images)][:views]
+        batch += [augmentation(images, training=True) for _ in range(views - len(batch))]
+        outputs = [step(view) for view in batch]  # per view: one tensor per bottom output
+        for index, parts in enumerate(stored):
+            parts.append(np.stack([np.asarray(out[index]) for out in outputs], axis=1))
+        labels.append(np.asarray(batch_labels))
+    return [np.concatenate(parts) for parts in stored], np.concatenate(labels)
+
+
+def views_dataset(cfg: Config, stored: list[np.ndarray], labels: np.ndarray, *, shuffle: bool):
+    """Returns a ``tf.data.Dataset`` of batches of stored activations, one view per image.
+
+    Introduced in 05. Each time an image comes up it gets one of its stored views at random
+    (with one view: always that one), as ``RandomFlip`` picks the image or its mirror; with
+    ``shuffle`` the order changes every epoch, as the image pipeline's does (``data.prepare``).
+    """
+    import tensorflow as tf
+
+    views = stored[0].shape[1]
+
+    def pick(activations, label):
+        index = tf.random.uniform((), 0, views, dtype="int32")
+        return tuple(a[index] for a in activations), label
+
+    dataset = tf.data.Dataset.from_tensor_slices((tuple(stored), labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def history_path(cfg: Config, stage: str) -> Path:
@@ -188,20 +252,28 @@ def fine_tune(model, cfg: Config, splits, *, learning_rate: float = 1e-5, verbos
 
     Introduced in 05, where each step stands in the notebook: the base unfrozen (all of it, or
     its top part per ``cfg.unfreeze``, ``TL_UNFREEZE``), every BatchNormalization layer kept
-    frozen (inference mode), a low learning rate, EarlyStopping.
+    frozen (inference mode), a low learning rate, EarlyStopping. With a frozen bottom and
+    ``cfg.stored_views`` (``TL_STORED_VIEWS``), the bottom runs once over that many views of each
+    training image and the top trains on what it stored.
     """
     from helpers import models
 
     base_model = model.get_layer(models.BASE_NAME)
-    base_model.trainable = True
-    for layer in base_model.layers[: models.first_trainable_index(base_model, cfg.unfreeze)]:
-        layer.trainable = False
-    for layer in models.batchnorm_layers(base_model):
-        layer.trainable = False
-    compile_for_logits(model, learning_rate, cfg)
-    return model.fit(
-        splits.train,
-        validation_data=splits.validation,
+    cut = models.unfreeze(base_model, cfg.unfreeze)
+    fit_model, train_data, validation_data = model, splits.train, splits.validation
+    if cut and cfg.stored_views:
+        bottom, top = models.split_base(base_model, cut)
+        fit_model = models.top_classifier(model, top)
+        train_data = views_dataset(
+            cfg, *store_views(cfg, bottom, splits.train, cfg.stored_views), shuffle=True
+        )
+        validation_data = views_dataset(
+            cfg, *store_views(cfg, bottom, splits.validation, 1), shuffle=False
+        )
+    compile_for_logits(fit_model, learning_rate, cfg)
+    return fit_model.fit(
+        train_data,
+        validation_data=validation_data,
         epochs=cfg.fine_tune_epochs,
         callbacks=[
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import keras
@@ -185,6 +186,20 @@ def test_save_and_load_saved_match_settings(classifier, tmp_path):
     other = cfg.__class__(**{**cfg.__dict__, "image_size": 64})
     refused, why = models.load_saved(other, "transfer_model")
     assert refused is None and "other settings" in why
+
+
+def test_a_fine_tuned_model_is_reused_only_with_the_same_fine_tuning_settings(classifier, tmp_path):
+    cfg, model = classifier
+    cfg = dataclasses.replace(cfg, output_dir=tmp_path, unfreeze=2, stored_views=2)
+    models.save(model, cfg, "fine_tuned_model")
+    models.save(model, cfg, "transfer_model")
+    assert models.load_saved(cfg, "fine_tuned_model")[0] is not None
+    for change in (dict(unfreeze="all"), dict(unfreeze=0.3), dict(stored_views=0)):
+        other = dataclasses.replace(cfg, **change)
+        refused, why = models.load_saved(other, "fine_tuned_model")
+        assert refused is None and "other settings" in why, change
+        # 04's model does not depend on how 05 fine-tunes: still reused
+        assert models.load_saved(other, "transfer_model")[0] is not None, change
 
 
 def test_the_gpu_path_mixed_precision_trains_and_outputs_float32_logits():

@@ -159,10 +159,17 @@ def mobilenet_like_base(image_shape, blocks: int = 4) -> keras.Model:
     return keras.Model(inputs, x, name=models.BASE_NAME)
 
 
-def test_fine_tune_trains_only_the_top_blocks_and_keeps_batchnorm_statistics(tmp_path):
+@pytest.mark.parametrize("stored_views", ["0", "2"])  # through the images, or stored activations
+def test_fine_tune_trains_only_the_top_blocks_and_keeps_batchnorm_statistics(
+    tmp_path, stored_views
+):
     cfg = dataclasses.replace(
         ci_config(
-            TL_BACKBONE="mobilenet", TL_IMAGE_SIZE="32", TL_UNFREEZE="2", TL_FINE_TUNE_EPOCHS="1"
+            TL_BACKBONE="mobilenet",
+            TL_IMAGE_SIZE="32",
+            TL_UNFREEZE="2",
+            TL_FINE_TUNE_EPOCHS="1",
+            TL_STORED_VIEWS=stored_views,
         ),
         output_dir=tmp_path,
     )
@@ -221,3 +228,123 @@ def test_fine_tune_with_all_trains_every_non_batchnorm_array(tmp_path):
     train.fine_tune(model, cfg, types.SimpleNamespace(train=dataset, validation=dataset))
     conv_arrays = 1 + 2 * 2  # conv1, then conv_dw and conv_pw per block
     assert models.count_changed(before, models.weights_snapshot(base_model)) == conv_arrays
+
+
+# TL_STORED_VIEWS: the frozen bottom run once, the top trained on what it stored.
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("0", 0), ("1", 1), (" 2 ", 2), ("8", 8)])
+def test_stored_views_accepts_zero_or_a_count(raw, expected):
+    assert load(TL_PROFILE="ci", TL_STORED_VIEWS=raw).stored_views == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "two", "1.5", "2 views", "yes"])
+def test_bad_stored_views_say_what_is_accepted_and_how_to_change_it(raw):
+    with pytest.raises(config.ConfigError) as caught:
+        load(TL_PROFILE="ci", TL_STORED_VIEWS=raw)
+    message = str(caught.value)
+    assert f"TL_STORED_VIEWS={raw!r}" in message
+    assert "TL_STORED_VIEWS=0 make lab" in message and "%env TL_STORED_VIEWS=0" in message
+
+
+def test_each_profile_has_a_stored_views_default():
+    assert load(TL_PROFILE="full").stored_views == 0, "full trains the whole base: nothing frozen"
+    assert load(TL_PROFILE="quick").stored_views == config.QUICK_STORED_VIEWS
+    assert load(TL_PROFILE="ci").stored_views >= 1, "ci exercises 05's stored path"
+    assert "stored_views" in load(TL_PROFILE="ci").describe()
+
+
+@pytest.mark.parametrize(("name", "unfreeze"), [(n, u) for n in sorted(BASES) for u in (2, 0.3)])
+def test_split_base_computes_what_the_base_computes(bases, name, unfreeze):
+    base_model = bases[name]
+    cut = models.first_trainable_index(base_model, unfreeze)
+    bottom, top = models.split_base(base_model, cut)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, *base_model.input_shape[1:]))
+    whole = base_model(images, training=False)
+    np.testing.assert_allclose(
+        top(bottom(images, training=False), training=False), whole, atol=1e-5
+    )
+    # the top holds the layers from the cut up, and only those: it shares them with the base
+    top_layers = {id(layer) for layer in top._flatten_layers(include_self=False)}
+    assert top_layers >= {id(layer) for layer in base_model.layers[cut:]}
+    assert not top_layers & {id(layer) for layer in base_model.layers[1:cut]}
+
+
+def test_split_base_reads_every_tensor_that_crosses_the_cut(bases):
+    # Xception's top 30% starts inside a block: its residual branch crosses the cut too.
+    base_model = bases["xception"]
+    bottom, top = models.split_base(base_model, models.first_trainable_index(base_model, 0.3))
+    assert len(bottom.outputs) == len(top.inputs) == 2
+
+
+@pytest.mark.parametrize("cut", [0, -1, 10_000])
+def test_split_base_refuses_a_cut_with_nothing_to_store(bases, cut):
+    with pytest.raises(LearnerError, match="no frozen bottom"):
+        models.split_base(bases["mobilenet"], cut)
+
+
+def stored_setup(views: int, shuffle: bool):
+    """Returns (cfg, model, bottom, top, dataset) around a tiny MobileNet-like base."""
+    cfg = ci_config(TL_BACKBONE="mobilenet", TL_IMAGE_SIZE="32", TL_UNFREEZE="2")
+    keras.utils.set_random_seed(0)
+    base_model = mobilenet_like_base(cfg.image_shape)
+    base_model.trainable = False
+    model = models.build_classifier(cfg, base_model, augment.build())
+    bottom, top = models.split_base(base_model, models.first_trainable_index(base_model, 2))
+    rng = np.random.default_rng(views)
+    images = rng.uniform(0, 255, size=(20, *cfg.image_shape)).astype("float32")
+    labels = np.arange(20)  # a label per image: alignment is visible
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        dataset = dataset.shuffle(20, seed=1)
+    return cfg, model, bottom, top, dataset.batch(6), images
+
+
+def test_stored_views_are_the_image_its_mirror_and_augmented_draws():
+    cfg, model, bottom, _, dataset, images = stored_setup(views=4, shuffle=True)
+    (stored,), labels = train.store_views(cfg, bottom, dataset, 4)
+    assert stored.shape[:2] == (20, 4) and sorted(labels) == list(range(20))
+    scaled = models.backbone(cfg).scaling()(images[labels])  # in the order the pass saw them
+    np.testing.assert_allclose(stored[:, 0], bottom(scaled), atol=1e-5)
+    np.testing.assert_allclose(stored[:, 1], bottom(scaled[:, :, ::-1]), atol=1e-5)
+    for view in (2, 3):  # random draws: different from the plain and mirrored views
+        assert not np.allclose(stored[:, view], stored[:, 0], atol=1e-3)
+        assert not np.allclose(stored[:, view], stored[:, 1], atol=1e-3)
+    (again,), _ = train.store_views(cfg, bottom, dataset.unbatch().batch(6), 4)
+    assert again.shape == stored.shape
+
+
+def test_stored_views_are_the_same_on_every_run():
+    cfg, _, bottom, _, dataset, _ = stored_setup(views=3, shuffle=False)
+    (first,), _ = train.store_views(cfg, bottom, dataset, 3)
+    (second,), _ = train.store_views(cfg, bottom, dataset, 3)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_views_dataset_gives_one_stored_view_per_image_in_order_or_shuffled():
+    cfg, _, bottom, _, dataset, _ = stored_setup(views=3, shuffle=False)
+    (stored,), labels = train.store_views(cfg, bottom, dataset, 3)
+    batches = list(train.views_dataset(cfg, [stored], labels, shuffle=False))
+    assert [len(y) for _, y in batches] == [16, 4], "cfg.batch_size (16 in ci), then the rest"
+    picked = np.concatenate([x[0] for x, _ in batches])
+    assert np.array_equal(np.concatenate([y for _, y in batches]), labels)
+    chosen = [
+        next(v for v in range(3) if np.array_equal(picked[i], stored[i, v])) for i in range(20)
+    ]
+    assert len(set(chosen)) > 1, "every image got the same view"
+    shuffled = np.concatenate(
+        [y for _, y in train.views_dataset(cfg, [stored], labels, shuffle=True)]
+    )
+    assert sorted(shuffled) == sorted(labels) and list(shuffled) != list(labels)
+
+
+def test_top_classifier_gives_the_classifiers_logits_and_trains_its_layers():
+    cfg, model, bottom, top, dataset, images = stored_setup(views=1, shuffle=False)
+    stored, labels = train.store_views(cfg, bottom, dataset, 1)
+    top_model = models.top_classifier(model, top)
+    from_stored = top_model.predict(
+        train.views_dataset(cfg, stored, labels, shuffle=False), verbose=0
+    )
+    np.testing.assert_allclose(from_stored, model.predict(images, verbose=0), atol=1e-5)
+    shared = {id(w) for w in model.weights}
+    assert all(id(w) in shared for w in top_model.weights), "the top model has weights of its own"
