@@ -7,6 +7,7 @@ what is not the lesson: where files go, how histories are joined, how features a
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def store_views(
 
     if views < 1:
         raise ValueError(f"views={views!r}: store at least 1 view (the image itself).")
+    _check_memory(bottom, dataset, views, cfg.batch_size)
     scaling = models.backbone(cfg).scaling()
     augmentation = augment.build(seed=cfg.seed)
     step = tf.function(
@@ -110,6 +112,36 @@ def store_views(
             parts.append(np.stack([np.asarray(out[index]) for out in outputs], axis=1))
         labels.append(np.asarray(batch_labels))
     return [np.concatenate(parts) for parts in stored], np.concatenate(labels)
+
+
+def available_memory() -> int | None:
+    """Returns the bytes of memory free now, or None where the system does not say (Windows)."""
+    import os
+
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(bottom: keras.Model, dataset, views: int, batch_size: int) -> None:
+    """Raises a LearnerError when the stored views would take more than half the free memory."""
+    from helpers.errors import LearnerError, setting_hint
+
+    batches = int(dataset.cardinality())
+    free = available_memory()
+    if batches < 0 or free is None:
+        return
+    per_view = sum(4 * math.prod(tensor.shape[1:]) for tensor in bottom.outputs)  # float32
+    needed = batches * batch_size * views * per_view
+    if needed > free / 2:
+        raise LearnerError(
+            f"Storing {views} views of up to {batches * batch_size:,} images below the cut would "
+            f"take about {needed / 1e9:.1f} GB of memory, and {free / 1e9:.1f} GB is free. Store "
+            "fewer views, train fewer blocks (a cut higher up stores smaller activations), or "
+            "train through the images without storing (TL_STORED_VIEWS=0). "
+            + setting_hint("TL_STORED_VIEWS", "0")
+        )
 
 
 def views_dataset(cfg: Config, stored: list[np.ndarray], labels: np.ndarray, *, shuffle: bool):

@@ -348,3 +348,19 @@ def test_top_classifier_gives_the_classifiers_logits_and_trains_its_layers():
     np.testing.assert_allclose(from_stored, model.predict(images, verbose=0), atol=1e-5)
     shared = {id(w) for w in model.weights}
     assert all(id(w) in shared for w in top_model.weights), "the top model has weights of its own"
+
+
+def test_storing_more_than_half_the_free_memory_is_refused_with_what_to_do(monkeypatch):
+    cfg, _, bottom, _, dataset, _ = stored_setup(views=2, shuffle=False)
+    per_view = 4 * int(np.prod(bottom.outputs[0].shape[1:]))
+    needed = 4 * cfg.batch_size * 2 * per_view  # 4 batches of up to cfg.batch_size, 2 views
+    monkeypatch.setattr(train, "available_memory", lambda: 2 * needed - 1)
+    with pytest.raises(LearnerError) as caught:
+        train.store_views(cfg, bottom, dataset, 2)
+    message = str(caught.value)
+    assert "Storing 2 views" in message and "GB" in message
+    assert "TL_STORED_VIEWS=0 make lab" in message and "%env TL_STORED_VIEWS=0" in message
+    monkeypatch.setattr(train, "available_memory", lambda: 2 * needed)
+    assert train.store_views(cfg, bottom, dataset, 2)[0][0].shape[:2] == (20, 2)
+    monkeypatch.setattr(train, "available_memory", lambda: None)  # unknown: no check
+    assert train.store_views(cfg, bottom, dataset, 2)[0][0].shape[:2] == (20, 2)
