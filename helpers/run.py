@@ -42,13 +42,46 @@ def strip(path: Path) -> bool:
     return changed
 
 
+POLL_SECONDS = 1.0  # the longest single wait for a kernel's reply; waits repeat until the timeout
+
+
+def patient(get_msg, poll_seconds: float = POLL_SECONDS):
+    """Returns ``get_msg`` (an async channel's) waiting in slices of ``poll_seconds``.
+
+    nbclient waits for each cell's reply in one long poll of the shell channel, and that poll can
+    miss a reply that has arrived: the kernel sits idle while the run waits for the cell timeout
+    (seen after 03's widget cell; jupyter/nbclient#312). Short polls, repeated up to the same
+    deadline, look at the socket again each time. ``Empty`` is raised at the deadline as before.
+    """
+    from queue import Empty
+
+    async def get_msg_in_slices(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = poll_seconds if deadline is None else deadline - time.monotonic()
+            try:
+                return await get_msg(timeout=max(0.0, min(poll_seconds, left)))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return get_msg_in_slices
+
+
 def execute(path: Path, output_folder: Path) -> float:
     """Returns the seconds it took to execute ``path``, saving the executed copy."""
     from nbclient import NotebookClient
 
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kernel_client = await super().async_start_new_kernel_client()
+            shell = kernel_client.shell_channel
+            shell.get_msg = patient(shell.get_msg)
+            return kernel_client
+
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = NotebookClient(
+    client = Client(
         notebook,
         timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
         kernel_name="python3",
