@@ -401,8 +401,8 @@ def split_base(base_model: keras.Model, cut: int) -> tuple[keras.Model, keras.Mo
     """Returns ``(bottom, top)``: the base cut below ``base_model.layers[cut]``, in two models.
 
     Introduced in 05 (training on stored activations). ``bottom`` maps the base's input to every
-    tensor the layers from ``cut`` up read from the layers below (one tensor for a cut at a
-    block of a MobileNet; two in Xception, whose residual branch is computed below the block);
+    tensor the layers from ``cut`` up read from the layers below (one for a cut at a block, as
+    ``TL_UNFREEZE=N`` makes; two when a fraction cuts a block with a residual branch in half);
     ``top`` maps those tensors to the base's output. Both share the base's layers and weights:
     training ``top`` trains the base. ``top(bottom(x))`` equals ``base_model(x)``.
     """
