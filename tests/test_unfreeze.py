@@ -364,3 +364,36 @@ def test_storing_more_than_half_the_free_memory_is_refused_with_what_to_do(monke
     assert train.store_views(cfg, bottom, dataset, 2)[0][0].shape[:2] == (20, 2)
     monkeypatch.setattr(train, "available_memory", lambda: None)  # unknown: no check
     assert train.store_views(cfg, bottom, dataset, 2)[0][0].shape[:2] == (20, 2)
+
+
+def test_the_stored_path_trains_when_two_tensors_cross_the_cut():
+    # A residual block cut in half: the top reads both the branch and the shortcut.
+    cfg = ci_config(TL_BACKBONE="mobilenet", TL_IMAGE_SIZE="32")
+    inputs = keras.Input(cfg.image_shape)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    branch = keras.layers.Conv2D(4, 3, padding="same", name="branch_a")(x)
+    branch = keras.layers.Conv2D(4, 3, padding="same", name="branch_b")(branch)
+    x = keras.layers.Add(name="add")([x, branch])
+    x = keras.layers.Conv2D(4, 1, name="top_conv")(x)
+    base_model = keras.Model(inputs, x, name=models.BASE_NAME)
+    base_model.trainable = False
+    model = models.build_classifier(cfg, base_model)
+    cut = [layer.name for layer in base_model.layers].index("branch_b")
+    base_model.trainable = True
+    for layer in base_model.layers[:cut]:
+        layer.trainable = False
+    bottom, top = models.split_base(base_model, cut)
+    assert len(bottom.outputs) == 2, "stem (the shortcut) and branch_a"
+    images = np.random.default_rng(2).uniform(0, 255, (12, *cfg.image_shape)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.array([0, 1] * 6))).batch(4)
+    stored, labels = train.store_views(cfg, bottom, dataset, 2)
+    top_model = models.top_classifier(model, top)
+    plain = train.views_dataset(cfg, [a[:, :1] for a in stored], labels, shuffle=False)
+    np.testing.assert_allclose(
+        top_model.predict(plain, verbose=0), model.predict(images), atol=1e-5
+    )
+    before = models.weights_snapshot(base_model, trainable_only=True)
+    train.compile_for_logits(top_model, 1e-2, cfg)
+    top_model.fit(train.views_dataset(cfg, stored, labels, shuffle=True), epochs=1, verbose=0)
+    after = models.weights_snapshot(base_model, trainable_only=True)
+    assert len(before) == 4 and models.count_changed(before, after) == 4, "branch_b, top_conv"
