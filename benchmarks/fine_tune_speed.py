@@ -151,7 +151,8 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="all,top2,top4,top2-stored,top2-xla,bf16-all,bf16-top2,bf16-top2-xla",
-        help="comma-separated: all, topN, topN-stored, topN-xla, bf16-<any of those>",
+        help="comma-separated: all, topN, topN-stored (2 views), topN-storedK (K views), "
+        "topN-xla, bf16-<any of those>",
     )
     parser.add_argument(
         "--seeds", default="", help="comma-separated seeds (default: TL_SEED); the first runs all"
