@@ -1,10 +1,10 @@
 """Judging and explaining a trained classifier: introduced in 06.
 
 One aligned pass over the test split (:func:`collect`), the numbers behind a decision threshold
-(:func:`threshold_report`), the worst and the least certain predictions, Grad-CAM on the base
-nested inside the classifier (:func:`gradcam`) and the deletion check that tests it
-(:func:`deletion_check`). The plots live in :mod:`helpers.viz`, the threshold slider in
-:mod:`helpers.widgets`.
+(:func:`threshold_report`), the worst and the least certain predictions, the model Grad-CAM needs
+(:func:`gradcam_model`; the Grad-CAM tape itself stands in 06) and the deletion check that tests
+the maps against controls (:func:`deletion_drops`, :func:`paired`). The plots live in
+:mod:`helpers.viz`, the threshold slider in :mod:`helpers.widgets`.
 """
 
 from __future__ import annotations
@@ -168,48 +168,14 @@ def gradcam_model(model: keras.Model, base_name: str | None = None) -> keras.Mod
             x = feature_map = layer(x, training=False)
         else:
             x = layer(x)
-    # The head is a model of its own, so gradcam() can differentiate the logit with respect to
-    # the feature map even when nothing before it is trainable (a frozen base).
+    # The head is a model of its own, so 06's Grad-CAM tape can differentiate the logit with
+    # respect to the feature map even when nothing before it is trainable (a frozen base).
     head_input = keras.Input(shape=feature_map.shape[1:], name="feature_map")
     y = head_input
     for layer in after_base:
         y = layer(y)
     head = keras.Model(head_input, y, name=HEAD_NAME)
     return keras.Model(inputs, [feature_map, head(feature_map)], name="gradcam")
-
-
-def gradcam(
-    cam_model: keras.Model, images, classes=None, batch_size: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """Returns ``(heatmaps, logits)``: each image's Grad-CAM for its predicted class, and logit.
-
-    Introduced in 06. The score explained is the logit for class 1 and minus the logit for
-    class 0; ``classes`` (one 0 or 1 per image) explains those classes instead of the predicted
-    ones. Each heatmap has the feature map's grid (e.g. 7x7) and is *not* rectified: positive
-    cells pushed towards the class, negative ones away (Grad-CAM's ReLU is for display).
-    """
-    import tensorflow as tf
-
-    heatmaps, logits = [], []
-    images = np.asarray(images)
-    for start in range(0, len(images), batch_size):
-        feature_map, _ = cam_model(images[start : start + batch_size], training=False)
-        with tf.GradientTape() as tape:
-            tape.watch(feature_map)
-            logit = cam_model.get_layer(HEAD_NAME)(feature_map, training=False)
-            logit = tf.cast(tf.reshape(logit, [-1]), tf.float32)
-            if classes is None:
-                sign = tf.stop_gradient(tf.where(logit > 0, 1.0, -1.0))
-            else:
-                chosen = np.asarray(classes).reshape(-1)[start : start + batch_size]
-                sign = tf.constant(np.where(chosen == 1, 1.0, -1.0), dtype=tf.float32)
-            score = tf.reduce_sum(sign * logit)  # images are independent: one gradient for all
-        gradients = tf.cast(tape.gradient(score, feature_map), tf.float32)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # one weight per channel
-        heatmap = tf.reduce_sum(weights * tf.cast(feature_map, tf.float32), axis=-1)
-        heatmaps.append(heatmap.numpy())
-        logits.append(logit.numpy())
-    return np.concatenate(heatmaps), np.concatenate(logits)
 
 
 def cells_to_pixels(cells: np.ndarray, image_size: int) -> np.ndarray:
@@ -245,56 +211,100 @@ def top_cells(heatmaps: np.ndarray, count: int) -> np.ndarray:
     return marks.reshape(heatmaps.shape)
 
 
-def random_cells(shape: tuple[int, int, int], count: int, rng: np.random.Generator) -> np.ndarray:
-    """Returns a boolean (n, h, w) grid marking ``count`` random cells in each image."""
-    n, height, width = shape
-    marks = np.zeros((n, height * width), dtype=bool)
-    for index in range(n):
-        marks[index, rng.choice(height * width, size=count, replace=False)] = True
-    return marks.reshape(shape)
+def centre_prior(grid: tuple[int, int]) -> np.ndarray:
+    """Returns an (h, w) map that is highest in the centre: a "heatmap" that ignores the model.
+
+    Introduced in 06 as a control for the deletion check: photos tend to have their subject in
+    the middle, so hiding the centre hurts whatever the model does.
+    """
+    height, width = grid
+    rows = (np.arange(height) - (height - 1) / 2) / max(height, 1)
+    columns = (np.arange(width) - (width - 1) / 2) / max(width, 1)
+    return -(rows[:, None] ** 2 + columns[None, :] ** 2)
 
 
-def deletion_check(
-    cam_model: keras.Model,
-    images,
-    *,
-    fraction: float = 0.2,
-    random_draws: int = 8,
-    seed: int = 0,
-) -> dict:
-    """Returns how much hiding Grad-CAM's top cells lowers the predicted class's score, vs random.
+def deletion_drops(
+    cam_model: keras.Model, images, maps: dict[str, np.ndarray], *, fraction: float = 0.2
+) -> dict[str, np.ndarray]:
+    """Returns, for each map, how much hiding its top cells lowers each image's predicted score.
 
-    Introduced in 06. For each image, the ``fraction`` of grid cells Grad-CAM ranks highest are
-    filled with the image's mean colour, and so are as many random cells (``random_draws`` times,
-    a fixed ``seed``). The drop is the score before minus after (score: the logit for class 1,
-    minus the logit for class 0). If Grad-CAM points at what the model uses, ``top_drop`` is
-    larger than ``random_drop``.
+    Introduced in 06. ``maps`` holds one ``(n, h, w)`` array per kind of map (Grad-CAM and its
+    controls). For each image and map, the ``fraction`` of grid cells the map ranks highest are
+    filled with the image's mean colour (:func:`hide_cells`), and the predicted class's score
+    (the logit for class 1, minus the logit for class 0) is computed again: the drop is the
+    score before minus after, one number per image, so maps can be compared image by image.
     """
     images = np.asarray(images)
-    heatmaps, logits = gradcam(cam_model, images)
+    logits = _logits(cam_model, images)
     sign = np.where(logits > 0, 1.0, -1.0)
-    cells = heatmaps.shape[1] * heatmaps.shape[2]
-    count = max(1, int(round(fraction * cells)))
+    drops = {}
+    for name, heatmaps in maps.items():
+        heatmaps = np.asarray(heatmaps)
+        count = max(1, int(round(fraction * heatmaps.shape[1] * heatmaps.shape[2])))
+        after = _logits(cam_model, hide_cells(images, top_cells(heatmaps, count)))
+        drops[name] = sign * (logits - after)
+    return drops
 
-    rng = np.random.default_rng(seed)
-    hidings = [top_cells(heatmaps, count)]
-    hidings += [random_cells(heatmaps.shape, count, rng) for _ in range(random_draws)]
-    # One predict call for every hidden copy: [top, random draw 1, random draw 2, ...]
-    hidden = np.concatenate([hide_cells(images, marks) for marks in hidings])
-    after = np.concatenate(  # called directly: predict() would retrace for every new length
-        [
-            keras.ops.convert_to_numpy(cam_model(hidden[start : start + 64], training=False)[1])
-            for start in range(0, len(hidden), 64)
-        ]
-    )
-    after = after.astype(np.float32).reshape(len(hidings), len(images))
-    drops = sign * (logits - after)  # how much each hiding lowered the predicted class's score
-    top, random = drops[0], drops[1:].mean(axis=0)
+
+def _logits(cam_model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Returns the logit ``cam_model`` (from :func:`gradcam_model`) gives each image."""
+    parts = [  # called directly: predict() would retrace for every new length
+        keras.ops.convert_to_numpy(cam_model(images[start : start + batch_size], training=False)[1])
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(parts).astype(np.float32).reshape(-1)
+
+
+def paired(a, b) -> dict:
+    """Returns the mean of ``a - b`` over images, its 95% interval, z and the share where a > b.
+
+    Introduced in 06: two measurements of the same images, compared image by image (a paired
+    comparison), which removes what the images themselves contribute (some photos lose much of
+    their score under any hiding, some little). ``z`` is the mean over its standard error.
+    """
+    difference = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    mean = float(difference.mean())
+    error = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0
     return {
-        "images": int(len(images)),
-        "grid": [int(heatmaps.shape[1]), int(heatmaps.shape[2])],
-        "cells_hidden": count,
-        "top_drop": round(float(top.mean()), 4),
-        "random_drop": round(float(random.mean()), 4),
-        "top_beats_random": round(float(np.mean(top > random)), 4),  # share of images where it does
+        "images": int(len(difference)),
+        "mean": round(mean, 4),
+        "interval_95": [round(mean - 1.96 * error, 4), round(mean + 1.96 * error, 4)],
+        "z": round(mean / error, 2) if error > 0 else float("inf") * np.sign(mean),
+        "a_better": round(float(np.mean(difference > 0)), 4),
+    }
+
+
+# --- Paired comparisons ---------------------------------------------------------------------------
+
+
+def mcnemar(right_a, right_b) -> dict:
+    """Returns McNemar's exact test of two classifiers scored on the same images.
+
+    Introduced in 05 (fine-tuning against its control), used again in 07 (test-time
+    augmentation). ``right_a`` and ``right_b`` say, image by image, whether each classifier was
+    right. Only the images they disagree on count: ``a_only`` (a right, b wrong) and ``b_only``.
+    If both were equally good, each disagreement would go either way with probability 1/2;
+    ``p_value`` is the two-sided binomial probability of a split at least this uneven.
+    ``difference`` is b's accuracy minus a's, with a 95% interval for a paired difference.
+    """
+    from scipy.stats import binomtest
+
+    right_a, right_b = np.asarray(right_a, bool), np.asarray(right_b, bool)
+    a_only, b_only = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+    count = len(right_a)
+    discordant = a_only + b_only
+    p_value = binomtest(b_only, discordant, 0.5).pvalue if discordant else 1.0
+    difference = (b_only - a_only) / count
+    # Standard error of a paired difference of proportions (per image: +1, -1 or 0, over count).
+    spread = np.sqrt(max(discordant / count - difference**2, 0.0) / count)
+    return {
+        "images": count,
+        "a_only": a_only,
+        "b_only": b_only,
+        "difference": round(float(difference), 4),
+        "interval_95": [
+            round(float(difference - 1.96 * spread), 4),
+            round(float(difference + 1.96 * spread), 4),
+        ],
+        "p_value": round(float(p_value), 4),
     }

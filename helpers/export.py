@@ -17,7 +17,7 @@ import numpy as np
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Hides TensorFlow's "Assets written to ..." log lines and the converters' C++ chatter."""
     import tensorflow as tf
 
@@ -65,7 +65,7 @@ def export_saved_model(model: keras.Model, path: str | Path, image_size: int) ->
     import tensorflow as tf
 
     path = Path(path)
-    with _quiet():
+    with quiet():
         with_preparation(model, image_size).export(
             str(path),
             format="tf_saved_model",
@@ -86,7 +86,7 @@ def export_litert(model: keras.Model, path: str | Path, *, quantize: bool = Fals
 
     path = Path(path)
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize else {}
-    with _quiet():
+    with quiet():
         model.export(str(path), format="litert", verbose=False, **options)
     return path
 
@@ -98,7 +98,7 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
-        with _quiet():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        with quiet():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
             self.interpreter = Interpreter(model_path=str(self.path))
             self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]

@@ -412,14 +412,14 @@ def split_base(base_model: keras.Model, cut: int) -> tuple[keras.Model, keras.Mo
             f"cut={cut}: there is no frozen bottom to store below layer {cut} "
             f"(use 1 to {len(layers) - 1}; TL_UNFREEZE=all trains the whole base)."
         )
-    below = {id(layer) for layer in layers[:cut]}
+    # Public API only: each layer's symbolic ``input`` and ``output`` (every layer of a
+    # pretrained base is called once, so each has one of each).
+    below = [t for layer in layers[:cut] for t in keras.tree.flatten(layer.output)]
     crossing: list = []
     for layer in layers[cut:]:
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                producer = tensor._keras_history.operation
-                if id(producer) in below and all(tensor is not t for t in crossing):
-                    crossing.append(tensor)
+        for tensor in keras.tree.flatten(layer.input):
+            if any(tensor is t for t in below) and all(tensor is not t for t in crossing):
+                crossing.append(tensor)
     bottom = keras.Model(base_model.input, crossing, name="bottom")
     top = keras.Model(crossing, base_model.output, name="top")
     return bottom, top
@@ -439,3 +439,21 @@ def top_classifier(model: keras.Model, top: keras.Model) -> keras.Model:
     for name in ("pool", "dropout", "logit"):
         x = model.get_layer(name)(x)
     return keras.Model(inputs, x, name=f"{model.name}_top")
+
+
+def with_statistics_of(base_model: keras.Model, images) -> keras.Model:
+    """Returns ``base_model`` with each BatchNormalization layer's statistics set from ``images``.
+
+    Introduced in 06, to give a base with random weights a fair chance: its moving means and
+    variances start at 0 and 1, which do not fit what its random layers output, and its features
+    then shrink towards zero layer after layer. One pass in training mode with momentum 0 sets
+    every moving mean and variance to those of ``images`` (already scaled as the base expects).
+    """
+    layers = batchnorm_layers(base_model)
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    base_model(images, training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
+    return base_model

@@ -190,22 +190,6 @@ def test_gradcam_model_without_a_nested_base_says_what_to_do():
         evaluate.gradcam_model(tiny_model())
 
 
-def test_gradcam_cells_add_up_to_the_score_and_point_at_the_red_patch():
-    # The tiny base has no weights at all, like a frozen base: nothing before the head is
-    # watched by the gradient tape unless gradcam watches the feature map itself.
-    model = pooled_classifier()
-    images = red_patch_images()
-    heatmaps, logits = evaluate.gradcam(evaluate.gradcam_model(model), images, batch_size=4)
-    assert heatmaps.shape == (6, 4, 4)
-    assert np.all(logits > 0)  # red pushes towards class 1
-    np.testing.assert_allclose(heatmaps.sum(axis=(1, 2)), logits - 0.5, rtol=1e-4)
-    red_cells = images[:, ::8, ::8, 0] == 255
-    top = evaluate.top_cells(heatmaps, 4)
-    np.testing.assert_array_equal(top, red_cells)
-    other, _ = evaluate.gradcam(evaluate.gradcam_model(model), images, classes=np.zeros(6))
-    np.testing.assert_allclose(other, -heatmaps, rtol=1e-5)
-
-
 def test_cells_to_pixels_and_hide_cells():
     cells = np.zeros((1, 3, 3), dtype=bool)
     cells[0, 0, 2] = True
@@ -220,41 +204,66 @@ def test_cells_to_pixels_and_hide_cells():
     assert images[0, 0, 0, 0] == 90  # the original is untouched
 
 
-def test_top_and_random_cells():
+def test_top_cells():
     heatmaps = np.arange(18, dtype=float).reshape(2, 3, 3)
     heatmaps[1] *= -1
     top = evaluate.top_cells(heatmaps, 2)
     assert top[0].ravel().tolist()[-2:] == [True, True] and top[0].sum() == 2
     assert top[1].ravel().tolist()[:2] == [True, True]
-    first = evaluate.random_cells((5, 3, 3), 4, np.random.default_rng(7))
-    again = evaluate.random_cells((5, 3, 3), 4, np.random.default_rng(7))
-    assert (first.reshape(5, -1).sum(axis=1) == 4).all()
-    np.testing.assert_array_equal(first, again)
 
 
-def test_deletion_check_hiding_the_top_cells_hurts_more_than_random():
-    result = evaluate.deletion_check(
-        evaluate.gradcam_model(pooled_classifier()), red_patch_images(), seed=3
-    )
-    assert result["images"] == 6 and result["grid"] == [4, 4]
-    assert result["cells_hidden"] == 3  # round(0.2 * 16)
-    assert result["top_drop"] > result["random_drop"] > 0
-    assert result["top_beats_random"] == 1.0
+def test_centre_prior_is_highest_in_the_middle():
+    prior = evaluate.centre_prior((5, 5))
+    assert np.unravel_index(prior.argmax(), prior.shape) == (2, 2)
+    assert prior[0, 0] == prior.min()
+    np.testing.assert_array_equal(prior, prior.T)
 
 
-def test_deletion_check_fails_for_a_map_that_points_elsewhere(monkeypatch):
-    # The check must be able to fail: with the heatmaps negated, the "top" cells are the grey ones.
-    real = evaluate.gradcam
+def red_patch_maps(images) -> np.ndarray:
+    """The right map for pooled_classifier: each 8x8 cell's red share (red raises the logit)."""
+    return images[:, ::8, ::8, 0].astype(float)
 
-    def inverted(*args, **kwargs):
-        heatmaps, logits = real(*args, **kwargs)
-        return -heatmaps, logits
 
-    monkeypatch.setattr(evaluate, "gradcam", inverted)
-    result = evaluate.deletion_check(
-        evaluate.gradcam_model(pooled_classifier()), red_patch_images(), seed=3
-    )
-    assert result["top_drop"] < result["random_drop"]
+def test_deletion_drops_the_right_map_beats_its_controls():
+    images = red_patch_images()
+    cam_model = evaluate.gradcam_model(pooled_classifier())
+    right = red_patch_maps(images)
+    rng = np.random.default_rng(3)
+    maps = {
+        "right": right,
+        "inverted": -right,
+        "centre": np.broadcast_to(evaluate.centre_prior((4, 4)), right.shape),
+        "random": rng.random(right.shape),
+    }
+    drops = evaluate.deletion_drops(cam_model, images, maps)
+    assert set(drops) == set(maps) and all(d.shape == (6,) for d in drops.values())
+    for control in ("inverted", "centre", "random"):
+        assert np.all(drops["right"] >= drops[control])
+    assert drops["right"].mean() > drops["centre"].mean()
+    # The check can fail: a map pointing away from the red patch loses to every control.
+    assert drops["inverted"].mean() < min(drops["centre"].mean(), drops["random"].mean())
+
+
+def test_paired_compares_image_by_image():
+    a = np.array([3.0, 2.0, 5.0, 4.0])
+    result = evaluate.paired(a, a - np.array([1.0, 1.2, 0.8, 1.0]))
+    assert result["images"] == 4 and result["mean"] == 1.0 and result["a_better"] == 1.0
+    assert result["z"] > 5 and result["interval_95"][0] > 0
+    even = evaluate.paired(a, a[::-1])  # as often better as worse
+    assert even["mean"] == 0 and even["interval_95"][0] < 0 < even["interval_95"][1]
+
+
+def test_mcnemar_counts_only_the_disagreements():
+    right_a = np.array([True] * 90 + [False] * 10)
+    right_b = right_a.copy()
+    right_b[:2] = False  # b loses 2 images a had
+    right_b[90:100] = True  # and wins all 10 that a missed
+    result = evaluate.mcnemar(right_a, right_b)
+    assert (result["a_only"], result["b_only"]) == (2, 10)
+    assert result["difference"] == 0.08
+    assert 0.03 < result["p_value"] < 0.04  # two-sided binomial: P(X <= 2 or >= 10 | 12, 1/2)
+    same = evaluate.mcnemar(right_a, right_a)
+    assert same["p_value"] == 1.0 and same["difference"] == 0.0
 
 
 # --- plots ------------------------------------------------------------------------------------
