@@ -138,6 +138,7 @@ RESULT_STAGES = {
     "from_scratch": "from scratch (04)",
     "transfer_learning": "head on cached features (04)",
     "end_to_end": "head trained end to end (04)",
+    "head_only": "head alone, to convergence (05)",
     "fine_tuning": "fine-tuning (05)",
 }
 RESULT_COLUMNS = ("stage", "test accuracy", "seconds")
