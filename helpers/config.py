@@ -43,6 +43,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         seed=1337,
         unfreeze=2,  # the top 2 blocks: the cheapest run that still exercises the cut
         stored_views=2,  # as quick: 05's stored-activations path runs in every test
+        scratch_epochs=2,
     ),
     # A laptop CPU: real photos, a small pretrained base, a few epochs; minutes a notebook.
     "quick": dict(
@@ -57,6 +58,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         seed=1337,
         unfreeze=QUICK_UNFREEZE,  # measured: benchmarks/fine_tune_speed.py
         stored_views=QUICK_STORED_VIEWS,
+        scratch_epochs=8,  # 04's from-scratch baseline: about 25 s an epoch on 1,600 photos
     ),
     # A GPU (e.g. Colab): the seed recipe, Xception at 150x150 with 20 + 10 epochs.
     "full": dict(
@@ -71,6 +73,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         seed=1337,
         unfreeze="all",  # the seed recipe fine-tunes the whole base
         stored_views=0,  # nothing is frozen, so there is nothing to store
+        scratch_epochs=20,
     ),
 }
 
@@ -109,6 +112,9 @@ class Config:
     # training image (the image, its mirror, then random augmentations) and trains the top on
     # those stored activations. See train.store_views.
     stored_views: int = 0
+    # Epochs of 04's from-scratch baseline (a profile default, no TL_* variable): enough for its
+    # validation accuracy to leave chance level, so the comparison with transfer is fair.
+    scratch_epochs: int = 2
 
     @property
     def jit_compile(self) -> bool | str:

@@ -330,35 +330,3 @@ def fine_tuned_model(cfg: Config, splits) -> tuple[keras.Model, str]:
     model = models.for_inference(model)
     path = models.save(model, cfg, "fine_tuned_model")
     return model, f"{why}; trained the head and fine-tuned here instead, saved to {path}"
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """A callback that stops ``fit`` before an epoch would end past ``seconds`` of wall-clock time.
-
-    Introduced in 04 (the from-scratch baseline gets the transfer path's time). After each epoch
-    it predicts the next one to take as long as the last one, and stops when that would overrun
-    the budget; at least one epoch always runs. ``epochs_run`` and ``elapsed`` say what
-    was used. ``clock`` (``time.perf_counter``) can be replaced in tests.
-    """
-
-    def __init__(self, seconds: float, clock=time.perf_counter):
-        super().__init__()
-        if seconds <= 0:
-            raise ValueError(f"seconds={seconds!r}: a time budget must be positive.")
-        self.seconds = float(seconds)
-        self._clock = clock
-
-    def on_train_begin(self, logs=None):
-        self._start = self._clock()
-        self.epochs_run = 0
-        self.elapsed = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = self._clock()
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = self._clock()
-        self.epochs_run += 1
-        self.elapsed = now - self._start
-        if self.elapsed + (now - self._epoch_start) > self.seconds:
-            self.model.stop_training = True

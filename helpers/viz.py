@@ -115,6 +115,27 @@ def plot_history(
     return figure
 
 
+def accuracy_over_time(curves: dict[str, tuple[Sequence[float], Sequence[float]]], title: str = ""):
+    """Returns a Figure of validation accuracy against seconds of training, one line per model.
+
+    Introduced in 04 (transfer learning against a convnet trained from scratch). ``curves`` maps
+    a name to ``(seconds, accuracies)``: the time at the end of each epoch, counted from the
+    start of that model's work, and its validation accuracy then.
+    """
+    figure = Figure(figsize=(6.4, 3.6))
+    axis = figure.subplots()
+    for name, (seconds, accuracies) in curves.items():
+        axis.plot(seconds, accuracies, marker="o", markersize=3, label=name)
+    axis.set_xlabel("seconds of training (features included)")
+    axis.set_ylabel("validation accuracy")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
 # --- 06: judging and explaining the classifier ------------------------------------------------
 
 

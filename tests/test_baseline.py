@@ -1,4 +1,4 @@
-"""The from-scratch baseline of 04 and the TimeBudget callback that gives it the same time."""
+"""The from-scratch baseline of 04."""
 
 from __future__ import annotations
 
@@ -44,43 +44,3 @@ def test_from_scratch_augments_only_in_training_and_learns(cfg):
         before
     )
     assert history.history["loss"][-1] < history.history["loss"][0]
-
-
-class FakeClock:
-    """A clock that advances ``step`` seconds each time it is read."""
-
-    def __init__(self, step: float):
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
-def fit_with(budget: train.TimeBudget, epochs: int = 10) -> None:
-    model = train.head_on_features(2)
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(np.zeros((4, 2)), np.zeros(4), epochs=epochs, verbose=0, callbacks=[budget])
-
-
-def test_time_budget_stops_before_an_epoch_would_overrun():
-    # The clock is read at train begin, epoch begin and epoch end: each epoch takes 1.5 "s" and
-    # ends 3 "s" after the previous one. After epoch 3 (9 s) another would end past 10 s.
-    budget = train.TimeBudget(10, clock=FakeClock(1.5))
-    fit_with(budget)
-    assert budget.epochs_run == 3
-    assert budget.elapsed == pytest.approx(9.0)
-
-
-def test_time_budget_runs_at_least_one_epoch_and_all_when_time_allows():
-    tight = train.TimeBudget(0.1, clock=FakeClock(1.0))
-    fit_with(tight)
-    assert tight.epochs_run == 1
-    loose = train.TimeBudget(1000, clock=FakeClock(1.0))
-    fit_with(loose, epochs=4)
-    assert loose.epochs_run == 4
-
-
-def test_time_budget_must_be_positive():
-    with pytest.raises(ValueError, match="positive"):
-        train.TimeBudget(0)
