@@ -3,6 +3,8 @@
 One run, the same data, the same starting head (trained once on cached features, then copied
 into every variant), the same learning rate (Adam 1e-5) and number of epochs:
 
+  head           the control: no fine-tuning; the same starting head trains on, on cached
+                 features, for HEAD_EPOCHS more epochs (the head alone, near convergence)
   all            the whole base trains (the seed recipe; the reference of every ratio)
   top N          only the top N blocks train (TL_UNFREEZE=N); BatchNorm frozen everywhere
   top N stored   05's TL_STORED_VIEWS=2: the frozen bottom runs once over every training image and
@@ -38,6 +40,7 @@ import tensorflow as tf
 from helpers import augment, config, data, models, train
 
 LEARNING_RATE = 1e-5  # 05's fine-tuning rate
+HEAD_EPOCHS = 100  # the control's further epochs of the head (an epoch takes milliseconds)
 
 
 def bf16_supported() -> tuple[bool, str]:
@@ -63,6 +66,8 @@ class Variant:
 
 def parse_variant(name: str) -> Variant:
     """Returns the variant a name means: ``all``, ``top2``, ``top2-stored``, ``bf16-top2-xla``."""
+    if name == "head":
+        return Variant(name, "none")
     parts = name.split("-")
     policy = "float32"
     if parts[0] == "bf16":
@@ -92,13 +97,30 @@ def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: 
     in_model = not variant.xla and not variant.stored
     model = models.build_classifier(cfg, base_model, augment.build() if in_model else None)
     model.get_layer("logit").set_weights(head_weights)
-    cut = models.unfreeze(base_model, variant.unfreeze)
     timer = train.EpochTimer()
     setup = 0.0
 
-    if variant.stored:  # 05's path: helpers.models.split_base, helpers.train.store_views
+    if variant.name == "head":  # the control: the same head, trained on; the base untouched
         start = time.perf_counter()
-        bottom, top = models.split_base(base_model, cut)
+        features, labels = train.extract_features(
+            models.feature_extractor(cfg, base_model), splits.train
+        )
+        setup = time.perf_counter() - start
+        head = train.head_on_features(features.shape[-1])
+        head.get_layer("logit").set_weights(head_weights)
+        train.compile_for_logits(head, 1e-3, cfg)
+        head.fit(
+            features,
+            labels,
+            epochs=HEAD_EPOCHS,
+            batch_size=cfg.batch_size,
+            callbacks=[timer],
+            verbose=0,
+        )
+        train.copy_head(head, model)
+    elif variant.stored:  # 05's path: helpers.models.split_base, helpers.train.store_views
+        start = time.perf_counter()
+        bottom, top = models.split_base(base_model, models.unfreeze(base_model, variant.unfreeze))
         stored, labels = train.store_views(cfg, bottom, splits.train, variant.stored)
         setup = time.perf_counter() - start
         top_model = models.top_classifier(model, top)
@@ -106,6 +128,7 @@ def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: 
         stored_ds = train.views_dataset(cfg, stored, labels, shuffle=True)
         top_model.fit(stored_ds, epochs=epochs, callbacks=[timer], verbose=0)
     else:
+        models.unfreeze(base_model, variant.unfreeze)
         train_ds = splits.train
         if variant.xla:
             augmentation = augment.build()
@@ -150,9 +173,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per variant")
     parser.add_argument(
         "--variants",
-        default="all,top2,top4,top2-stored,top2-xla,bf16-all,bf16-top2,bf16-top2-xla",
-        help="comma-separated: all, topN, topN-stored (2 views), topN-storedK (K views), "
-        "topN-xla, bf16-<any of those>",
+        default="head,all,top2,top4,top2-stored,top2-xla,bf16-all,bf16-top2,bf16-top2-xla",
+        help="comma-separated: head (the control), all, topN, topN-stored (2 views), "
+        "topN-storedK (K views), topN-xla, bf16-<any of those>",
     )
     parser.add_argument(
         "--seeds", default="", help="comma-separated seeds (default: TL_SEED); the first runs all"
