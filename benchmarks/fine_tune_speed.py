@@ -95,7 +95,9 @@ def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: 
     base_model = models.build_base(cfg)
     base_model.trainable = False
     in_model = not variant.xla and not variant.stored
-    model = models.build_classifier(cfg, base_model, augment.build() if in_model else None)
+    model = models.build_classifier(
+        cfg, base_model, augment.build() if in_model else None, len(splits.class_names)
+    )
     model.get_layer("logit").set_weights(head_weights)
     timer = train.EpochTimer()
     setup = 0.0
@@ -106,7 +108,7 @@ def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: 
             models.feature_extractor(cfg, base_model), splits.train
         )
         setup = time.perf_counter() - start
-        head = train.head_on_features(features.shape[-1])
+        head = train.head_on_features(features.shape[-1], len(splits.class_names))
         head.get_layer("logit").set_weights(head_weights)
         train.compile_for_logits(head, 1e-3, cfg)
         head.fit(
@@ -136,10 +138,11 @@ def run_variant(cfg, splits, head_weights, variant: Variant, epochs: int, seed: 
                 lambda x, y: (augmentation(tf.cast(x, "float32"), training=True), y),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
+        loss, accuracy_metric = train.loss_and_accuracy(model)
         model.compile(
             optimizer=keras.optimizers.Adam(LEARNING_RATE),
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
-            metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+            loss=loss,
+            metrics=[accuracy_metric],
             jit_compile=variant.xla,
         )
         model.fit(train_ds, epochs=epochs, callbacks=[timer], verbose=0)

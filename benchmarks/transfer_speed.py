@@ -36,7 +36,7 @@ def main() -> None:
     base_model.trainable = False
 
     # A. end to end, with augmentation
-    model = models.build_classifier(cfg, base_model, augment.build())
+    model = models.build_classifier(cfg, base_model, augment.build(), len(splits.class_names))
     train.compile_for_logits(model, 1e-3, cfg)
     timer_a = train.EpochTimer()
     history_a = model.fit(
@@ -54,7 +54,7 @@ def main() -> None:
     train_x, train_y = train.extract_features(extractor, splits.train)
     val_x, val_y = train.extract_features(extractor, splits.validation)
     extract_seconds = time.perf_counter() - start
-    head = train.head_on_features(train_x.shape[-1])
+    head = train.head_on_features(train_x.shape[-1], len(splits.class_names))
     train.compile_for_logits(head, 1e-3, cfg)
     timer_b = train.EpochTimer()
     history_b = head.fit(
@@ -66,7 +66,7 @@ def main() -> None:
         callbacks=[timer_b],
         verbose=0,
     )
-    model_b = models.build_classifier(cfg, base_model, augment.build())
+    model_b = models.build_classifier(cfg, base_model, augment.build(), len(splits.class_names))
     train.copy_head(head, model_b)
     train.compile_for_logits(model_b, 1e-3, cfg)
     test_b = model_b.evaluate(splits.test, verbose=0)[1]

@@ -21,25 +21,55 @@ from helpers.errors import LearnerError
 
 @dataclass
 class Predictions:
-    """The model's logits for every test image, with the labels (and files) in the same order."""
+    """The model's logits for every test image, with the labels (and files) in the same order.
 
-    logits: np.ndarray  # (n,) one logit per image: positive means class 1
-    labels: np.ndarray  # (n,) 0 or 1
+    Two classes: one logit per image, ``(n,)``, positive for class 1. N classes: ``(n, N)``, one
+    logit per class (``models.output_units`` decides which).
+    """
+
+    logits: np.ndarray
+    labels: np.ndarray  # (n,) the class index of each image
     files: list[Path] | None = None  # for folders: the file of each image
 
     @property
+    def binary(self) -> bool:
+        """Returns True for one logit per image (two classes)."""
+        return self.logits.ndim == 1
+
+    @property
     def probabilities(self) -> np.ndarray:
-        """Returns P(class 1) for each image: the sigmoid of its logit."""
-        return 1.0 / (1.0 + np.exp(-self.logits.astype(np.float64)))
+        """Returns P(class 1) per image (two classes: a sigmoid), or (n, N) softmax rows."""
+        logits = self.logits.astype(np.float64)
+        if self.binary:
+            return 1.0 / (1.0 + np.exp(-logits))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Returns each image's probability of its predicted class (0.5 to 1 for two classes)."""
+        p = self.probabilities
+        return np.maximum(p, 1.0 - p) if self.binary else p.max(axis=1)
 
     @property
     def losses(self) -> np.ndarray:
-        """Returns each image's binary cross-entropy (what ``fit`` minimised, image by image)."""
-        signed = np.where(self.labels == 1, -self.logits, self.logits).astype(np.float64)
-        return np.logaddexp(0.0, signed)  # log(1 + e^signed) without overflow
+        """Returns each image's cross-entropy (what ``fit`` minimised, image by image)."""
+        logits = self.logits.astype(np.float64)
+        if self.binary:
+            signed = np.where(self.labels == 1, -logits, logits)
+            return np.logaddexp(0.0, signed)  # log(1 + e^signed) without overflow
+        top = logits.max(axis=1)
+        log_sum = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+        return log_sum - logits[np.arange(len(logits)), self.labels]
 
     def predicted(self, threshold: float = 0.5) -> np.ndarray:
-        """Returns the predicted class of each image: 1 when P(class 1) > ``threshold``."""
+        """Returns the predicted class of each image.
+
+        Two classes: 1 when P(class 1) > ``threshold``. N classes: the largest logit (argmax);
+        there is no threshold between N classes.
+        """
+        if not self.binary:
+            return np.argmax(self.logits, axis=1).astype(np.int64)
         with np.errstate(divide="ignore"):
             cut = np.log(threshold) - np.log1p(-threshold)  # the logit of the threshold
         return (self.logits > cut).astype(np.int64)  # exact at 0.5: logit > 0, as Keras counts
@@ -57,9 +87,13 @@ def collect(model: keras.Model, dataset, files: Sequence[Path] | None = None) ->
     """
     logits, labels = [], []
     for images, batch_labels in dataset:
-        logits.append(np.asarray(model.predict_on_batch(images), dtype=np.float32).reshape(-1))
+        batch = np.asarray(model.predict_on_batch(images), dtype=np.float32)
+        logits.append(batch.reshape(len(batch), -1))
         labels.append(np.asarray(batch_labels).reshape(-1).astype(np.int64))
-    predictions = Predictions(np.concatenate(logits), np.concatenate(labels))
+    all_logits = np.concatenate(logits)
+    if all_logits.shape[1] == 1:
+        all_logits = all_logits[:, 0]
+    predictions = Predictions(all_logits, np.concatenate(labels))
     if files is not None:
         if len(files) != len(predictions.labels):
             raise ValueError(
@@ -79,11 +113,13 @@ def threshold_report(
 ) -> dict:
     """Returns the confusion matrix and each class's precision, recall and F1 at ``threshold``.
 
-    Introduced in 06 (the threshold slider). ``matrix[i][j]`` counts images of true class ``i``
-    predicted as class ``j``. A precision with no image predicted in that class is ``nan``.
+    Introduced in 06 (the threshold slider; with N classes the threshold plays no part and the
+    report is the argmax's). ``matrix[i][j]`` counts images of true class ``i`` predicted as
+    class ``j``. A precision with no image predicted in that class is ``nan``.
     """
     predicted = predictions.predicted(threshold)
-    matrix = np.zeros((2, 2), dtype=np.int64)
+    count = len(class_names)
+    matrix = np.zeros((count, count), dtype=np.int64)
     np.add.at(matrix, (predictions.labels, predicted), 1)
     classes = {}
     for index, name in enumerate(class_names):
@@ -113,8 +149,44 @@ def worst_errors(predictions: Predictions, count: int = 9, threshold: float = 0.
 
 
 def least_certain(predictions: Predictions, count: int = 9) -> np.ndarray:
-    """Returns the indices of the ``count`` images whose probability is closest to 0.5 (06)."""
-    return np.argsort(np.abs(predictions.logits), kind="stable")[:count]
+    """Returns the indices of the ``count`` images the model is least sure of (06).
+
+    Two classes: the probability closest to 0.5; N classes: the lowest top probability.
+    """
+    return np.argsort(predictions.confidence, kind="stable")[:count]
+
+
+def confidence_report(predictions: Predictions, minimum: float) -> dict:
+    """Returns what abstaining below a top probability of ``minimum`` does (06, N classes).
+
+    The model answers only the images whose predicted class has at least that probability:
+    ``answered`` is their share, ``accuracy`` the share of those answers that are right.
+    """
+    answered = predictions.confidence >= minimum
+    right = predictions.correct()
+    return {
+        "minimum": float(minimum),
+        "answered": float(answered.mean()),
+        "accuracy": _ratio(int(right[answered].sum()), int(answered.sum())),
+        "images": int(answered.sum()),
+    }
+
+
+def most_confused(matrix, class_names: Sequence[str], count: int = 3) -> list[tuple]:
+    """Returns up to ``count`` ``(true name, predicted name, images)``, most images first (06).
+
+    Off-diagonal cells of a confusion matrix with at least one image: which class the model
+    takes for which.
+    """
+    matrix = np.asarray(matrix)
+    cells = [
+        (int(matrix[i, j]), i, j)
+        for i in range(len(matrix))
+        for j in range(len(matrix))
+        if i != j and matrix[i, j] > 0
+    ]
+    cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    return [(class_names[i], class_names[j], n) for n, i, j in cells[:count]]
 
 
 def images_at(dataset, indices: Sequence[int]) -> np.ndarray:
@@ -231,19 +303,31 @@ def deletion_drops(
     Introduced in 06. ``maps`` holds one ``(n, h, w)`` array per kind of map (Grad-CAM and its
     controls). For each image and map, the ``fraction`` of grid cells the map ranks highest are
     filled with the image's mean colour (:func:`hide_cells`), and the predicted class's score
-    (the logit for class 1, minus the logit for class 0) is computed again: the drop is the
-    score before minus after, one number per image, so maps can be compared image by image.
+    (:func:`class_score`, for the class predicted before hiding) is computed again: the drop is
+    the score before minus after, one number per image, so maps can be compared image by image.
     """
     images = np.asarray(images)
-    logits = _logits(cam_model, images)
-    sign = np.where(logits > 0, 1.0, -1.0)
+    before = _logits(cam_model, images)
+    chosen = (before > 0).astype(int) if before.ndim == 1 else before.argmax(axis=1)
     drops = {}
     for name, heatmaps in maps.items():
         heatmaps = np.asarray(heatmaps)
         count = max(1, int(round(fraction * heatmaps.shape[1] * heatmaps.shape[2])))
         after = _logits(cam_model, hide_cells(images, top_cells(heatmaps, count)))
-        drops[name] = sign * (logits - after)
+        drops[name] = class_score(before, chosen) - class_score(after, chosen)
     return drops
+
+
+def class_score(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Returns each image's score for its class in ``classes`` (06: Grad-CAM explains it).
+
+    Two classes (one logit): the logit for class 1, minus the logit for class 0. N classes:
+    the logit of that class.
+    """
+    logits, classes = np.asarray(logits), np.asarray(classes)
+    if logits.ndim == 1:
+        return np.where(classes == 1, logits, -logits)
+    return logits[np.arange(len(logits)), classes]
 
 
 def _logits(cam_model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -252,7 +336,8 @@ def _logits(cam_model: keras.Model, images: np.ndarray, batch_size: int = 64) ->
         keras.ops.convert_to_numpy(cam_model(images[start : start + batch_size], training=False)[1])
         for start in range(0, len(images), batch_size)
     ]
-    return np.concatenate(parts).astype(np.float32).reshape(-1)
+    logits = np.concatenate(parts).astype(np.float32)
+    return logits[:, 0] if logits.shape[1] == 1 else logits
 
 
 def paired(a, b) -> dict:

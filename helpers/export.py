@@ -105,15 +105,16 @@ class LiteRTModel:
             self._output = self.interpreter.get_output_details()[0]
             self(np.zeros(self._input["shape"][1:]))  # the first call sets up XNNPACK
 
-    def __call__(self, image: np.ndarray) -> float:
-        """Returns the logit for one prepared image (a uint8-valued square)."""
+    def __call__(self, image: np.ndarray):
+        """Returns the logit for one prepared image (0-255 values), or its N logits."""
         batch = np.asarray(image, dtype=self._input["dtype"])[None]
         self.interpreter.set_tensor(self._input["index"], batch)
         self.interpreter.invoke()
-        return float(self.interpreter.get_tensor(self._output["index"]).reshape(-1)[0])
+        values = self.interpreter.get_tensor(self._output["index"]).reshape(-1)
+        return float(values[0]) if len(values) == 1 else values.copy()
 
     def logits(self, images: np.ndarray) -> np.ndarray:
-        """Returns one logit per prepared image."""
+        """Returns the logits of each prepared image: ``(n,)`` for one logit, else ``(n, N)``."""
         return np.array([self(image) for image in images], dtype="float32")
 
 
@@ -137,10 +138,14 @@ def ms_per_image(predict_one: Callable, images, repeats: int = 1) -> float:
 
 
 def agreement(logits: np.ndarray, reference: np.ndarray) -> float:
-    """Returns the fraction of images given the same class (the logit's sign) as ``reference``."""
-    return float(np.mean((np.asarray(logits) > 0) == (np.asarray(reference) > 0)))
+    """Returns the fraction of images given the same class as ``reference`` gives them."""
+    from helpers.predict import classes
+
+    return float(np.mean(classes(logits) == classes(reference)))
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Returns the fraction of images whose class (logit > 0 means label 1) is right."""
-    return float(np.mean((np.asarray(logits) > 0) == (np.asarray(labels) == 1)))
+    """Returns the fraction of images whose predicted class (``predict.classes``) is right."""
+    from helpers.predict import classes
+
+    return float(np.mean(classes(logits) == np.asarray(labels)))

@@ -142,12 +142,30 @@ def _like_imagenet(efficientnet: keras.Model) -> keras.Model:
     return model
 
 
-def build_classifier(
-    cfg: Config, base_model: keras.Model, augmentation: keras.layers.Layer | None = None
-) -> keras.Model:
-    """Returns the classifier of 04: augmentation, scaling, the base in inference mode, one logit.
+def output_units(class_count: int) -> int:
+    """Returns how many logits a classifier of ``class_count`` classes outputs (introduced in 04).
 
-    The same code stands, step by step, in 04; 05 calls this when 04's model is not saved.
+    The one place that decides it: two classes get one logit (positive for class 1, a sigmoid
+    gives its probability), more than two get one logit per class (a softmax gives theirs).
+    """
+    if class_count < 2:
+        raise LearnerError(
+            f"{class_count} class: a classifier needs at least two classes (two or more class "
+            "folders with images)."
+        )
+    return 1 if class_count == 2 else class_count
+
+
+def build_classifier(
+    cfg: Config,
+    base_model: keras.Model,
+    augmentation: keras.layers.Layer | None = None,
+    class_count: int = 2,
+) -> keras.Model:
+    """Returns the classifier of 04: augmentation, scaling, the base in inference mode, logits.
+
+    The same code stands, step by step, in 04; 05 calls this when 04's model is not saved. One
+    logit for two classes, one per class for more (:func:`output_units`).
     """
     inputs = keras.Input(shape=cfg.image_shape, name="image")
     x = inputs if augmentation is None else augmentation(inputs)
@@ -155,8 +173,9 @@ def build_classifier(
     x = base_model(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
-    outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)  # no sigmoid: a logit
-    return keras.Model(inputs, outputs, name="cats_vs_dogs")
+    units = output_units(class_count)
+    outputs = keras.layers.Dense(units, dtype="float32", name="logit")(x)  # no sigmoid: logits
+    return keras.Model(inputs, outputs, name="classifier")
 
 
 def feature_extractor(cfg: Config, base_model: keras.Model) -> keras.Model:
@@ -353,13 +372,13 @@ def first_trainable_index(base_model: keras.Model, unfreeze: str | float | int) 
     )
 
 
-def from_scratch(cfg: Config) -> keras.Model:
+def from_scratch(cfg: Config, class_count: int = 2) -> keras.Model:
     """Returns a small convnet trained from random weights: 04's baseline without pretraining.
 
     Introduced in 04 ("Why not train from scratch?"). 0-255 images of ``cfg.image_shape`` in,
-    one logit out: augmentation (``augment.build()``), rescaling to [0, 1], a strided
-    convolution then four blocks of max pooling and a ReLU convolution, global average
-    pooling, dropout and one Dense logit, the same head as the transfer model's.
+    logits out (:func:`output_units`): augmentation (``augment.build()``), rescaling to [0, 1],
+    a strided convolution then four blocks of max pooling and a ReLU convolution, global
+    average pooling, dropout and a Dense layer of logits, the same head as the transfer model's.
     """
     from helpers import augment
 
@@ -377,7 +396,7 @@ def from_scratch(cfg: Config) -> keras.Model:
         )
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(0.2, name="dropout")(x)
-    outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    outputs = keras.layers.Dense(output_units(class_count), dtype="float32", name="logit")(x)
     return keras.Model(inputs, outputs, name="from_scratch")
 
 

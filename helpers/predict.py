@@ -48,12 +48,14 @@ class Prediction:
 
     file: str
     class_name: str
-    probability: float  # of class_name, 0.5 to 1
-    logit: float
+    probability: float  # of class_name
+    logit: float  # two classes: the logit (positive: class_names[1]); N: class_name's logit
+    top: list[tuple[str, float]] = field(default_factory=list)  # the K likeliest, best first
 
     def line(self) -> str:
-        """Returns ``file  class  probability`` as the command line prints it."""
-        return f"{self.file}\t{self.class_name}\t{self.probability:.1%}"
+        """Returns ``file  class  probability`` (then the next classes, with ``--top K``)."""
+        ranked = self.top or [(self.class_name, self.probability)]
+        return "\t".join([self.file] + [f"{name}\t{p:.1%}" for name, p in ranked])
 
 
 def default_model_path(cfg=None) -> Path:
@@ -71,7 +73,7 @@ def _class_names_from_data(data_setting: str | None) -> list[str] | None:
         from helpers import data
 
         names = [folder.name for folder in data.class_folders(Path(data_setting))]
-        return names if len(names) == 2 else None
+        return names if len(names) >= 2 else None
     return None
 
 
@@ -117,10 +119,14 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
             )
         else:
             notes.append(f"class names {class_names} read from {sidecar['data']}")
-    if len(class_names) != 2 or model.output_shape[-1] != 1:
+    from helpers import models
+
+    units = model.output_shape[-1]
+    if len(class_names) < 2 or units != models.output_units(len(class_names)):
         raise PredictError(
-            f"{model_path} is not a two-class, one-logit model (classes {class_names}, "
-            f"output shape {model.output_shape}); use the model 05 saves."
+            f"{model_path} outputs {units} logit(s) per image, but its class names "
+            f"({sidecar_path.name}) list {len(class_names)} classes {class_names}: they do not "
+            "belong together. Use the .keras and .json files 05 saved side by side."
         )
     return Predictor(
         model=model,
@@ -132,22 +138,49 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
     )
 
 
-def interpret(logit: float, class_names: list[str], file: str = "") -> Prediction:
-    """Returns the class a logit stands for and that class's probability (a sigmoid)."""
-    probability = 1.0 / (1.0 + np.exp(-float(logit)))  # of class_names[1]
-    positive = logit > 0
+def interpret(logits, class_names: list[str], file: str = "", top: int = 1) -> Prediction:
+    """Returns the class the logits stand for, its probability and the ``top`` likeliest (07).
+
+    One logit (two classes): a sigmoid gives the probability of ``class_names[1]``. One logit per
+    class: a softmax gives each class's probability.
+    """
+    values = np.asarray(logits, dtype=np.float64).reshape(-1)
+    if len(values) == 1:
+        p = 1.0 / (1.0 + np.exp(-values[0]))
+        probabilities = np.array([1.0 - p, p])
+    else:
+        shifted = np.exp(values - values.max())
+        probabilities = shifted / shifted.sum()
+    order = np.argsort(-probabilities, kind="stable")
+    best = int(order[0])
     return Prediction(
         file=file,
-        class_name=class_names[1] if positive else class_names[0],
-        probability=float(probability if positive else 1.0 - probability),
-        logit=float(logit),
+        class_name=class_names[best],
+        probability=float(probabilities[best]),
+        logit=float(values[0] if len(values) == 1 else values[best]),
+        top=[(class_names[i], float(probabilities[i])) for i in order[: max(1, top)]],
     )
 
 
 def logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Returns the model's logits, one per image, for a uint8 batch of prepared images."""
+    """Returns the model's logits for a uint8 batch of prepared images (07).
+
+    Two classes: one logit per image, shape ``(n,)``; N classes: ``(n, N)``.
+    """
     images = np.asarray(images, dtype="float32")
-    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0)).reshape(-1)
+    values = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+    return values.reshape(-1) if values.shape[-1] == 1 else values
+
+
+def classes(logits: np.ndarray) -> np.ndarray:
+    """Returns the predicted class of each image: logit > 0 for one logit, else the argmax (07).
+
+    ``logits`` is ``(n,)`` or ``(n, 1)`` for one logit per image, ``(n, N)`` for N classes.
+    """
+    logits = np.asarray(logits)
+    if logits.ndim == 2 and logits.shape[1] == 1:
+        logits = logits[:, 0]
+    return (logits > 0).astype(int) if logits.ndim == 1 else np.argmax(logits, axis=-1)
 
 
 def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -178,7 +211,7 @@ def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, st
 
 
 def predict_files(
-    predictor: Predictor, paths: list[str | Path], batch_size: int = 32
+    predictor: Predictor, paths: list[str | Path], batch_size: int = 32, top: int = 1
 ) -> tuple[list[Prediction], list[tuple[str, str]]]:
     """Returns ``(predictions, problems)`` for image files and folders of images.
 
@@ -202,13 +235,13 @@ def predict_files(
         return [], problems
     values = logits(predictor.model, np.stack(images), batch_size)
     predictions = [
-        interpret(value, predictor.class_names, name)
+        interpret(value, predictor.class_names, name, top)
         for name, value in zip(names, values, strict=True)
     ]
     return predictions, problems
 
 
-def predict_image(predictor: Predictor, image, name: str = "") -> Prediction:
+def predict_image(predictor: Predictor, image, name: str = "", top: int = 1) -> Prediction:
     """Returns the prediction for one image: a path, a file's bytes, or a uint8 array (h, w, 3)."""
     from helpers import data
 
@@ -216,7 +249,7 @@ def predict_image(predictor: Predictor, image, name: str = "") -> Prediction:
         image = data.read_image(image)
     prepared = data.prepare_image(image, predictor.image_size)
     (value,) = logits(predictor.model, prepared[None])
-    return interpret(value, predictor.class_names, name)
+    return interpret(value, predictor.class_names, name, top)
 
 
 def tta_logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -241,14 +274,16 @@ def upload_result(predictor: Predictor, uploads) -> str:
     for upload in uploads:
         name = upload.get("name", "photo")
         try:
-            result = predict_image(predictor, bytes(upload["content"]), name)
+            result = predict_image(predictor, bytes(upload["content"]), name, top=3)
         except data.DataError as error:
             lines.append(
                 f"{escape(name)}: not a usable image ({escape(str(error).split(': ', 1)[-1])})"
             )
             continue
+        others = "".join(f", {escape(c)} ({p:.1%})" for c, p in result.top[1:])
         lines.append(
             f"{escape(name)}: <b>{escape(result.class_name)}</b> ({result.probability:.1%})"
+            + (others if len(predictor.class_names) > 2 else "")
         )
     return "<br>".join(lines)
 
@@ -296,6 +331,13 @@ def _parser() -> argparse.ArgumentParser:
         help="print one JSON list (file, class_name, probability, logit per image) instead",
     )
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (32)")
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=1,
+        metavar="K",
+        help="also print the next likeliest classes: K classes and probabilities per image (1)",
+    )
     return parser
 
 
@@ -342,7 +384,11 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     for note in predictor.notes:
         print(f"note: {note}", file=sys.stderr)
-    predictions, problems = predict_files(predictor, args.paths, args.batch_size)
+    if args.top < 1:
+        print(f"error: --top {args.top}: give a whole number of classes >= 1", file=sys.stderr)
+        return 2
+    top = min(args.top, len(predictor.class_names))
+    predictions, problems = predict_files(predictor, args.paths, args.batch_size, top)
     for name, reason in problems:
         print(f"error: {name}: {reason}", file=sys.stderr)
     if args.json:

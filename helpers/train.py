@@ -224,15 +224,18 @@ def record_metrics(cfg: Config, stage: str, **values: float) -> dict:
     return metrics
 
 
-def head_on_features(feature_count: int) -> keras.Model:
-    """Returns the classifier's head alone (dropout, one logit) for pooled base features.
+def head_on_features(feature_count: int, class_count: int = 2) -> keras.Model:
+    """Returns the classifier's head alone (dropout, logits) for pooled base features.
 
     Its two layers are named like the full classifier's (``dropout``, ``logit``), so the trained
     weights can be copied over with :func:`copy_head`.
     """
     inputs = keras.Input(shape=(feature_count,), name="features")
+    from helpers import models
+
     x = keras.layers.Dropout(0.2, name="dropout")(inputs)
-    outputs = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    units = models.output_units(class_count)
+    outputs = keras.layers.Dense(units, dtype="float32", name="logit")(x)
     return keras.Model(inputs, outputs, name="head")
 
 
@@ -241,12 +244,30 @@ def copy_head(head: keras.Model, model: keras.Model) -> None:
     model.get_layer("logit").set_weights(head.get_layer("logit").get_weights())
 
 
+def loss_and_accuracy(model: keras.Model) -> tuple[keras.losses.Loss, keras.metrics.Metric]:
+    """Returns the loss and the accuracy for a model that outputs logits (introduced in 04).
+
+    One logit (two classes): sigmoid cross-entropy, and accuracy with the logit compared to 0.
+    N logits (N classes): softmax cross-entropy on integer labels, and accuracy by argmax.
+    """
+    if model.output_shape[-1] == 1:
+        return (
+            keras.losses.BinaryCrossentropy(from_logits=True),
+            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+        )
+    return (
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+    )
+
+
 def compile_for_logits(model: keras.Model, learning_rate: float, cfg: Config) -> None:
-    """Compiles ``model`` for one-logit binary classification (the 04 / 05 settings)."""
+    """Compiles ``model`` as 04 and 05 do: Adam, and :func:`loss_and_accuracy` for its logits."""
+    loss, accuracy = loss_and_accuracy(model)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+        loss=loss,
+        metrics=[accuracy],
         jit_compile=cfg.jit_compile,
     )
 
@@ -259,13 +280,14 @@ def transfer_model(cfg: Config, splits, epochs: int | None = None):
     """
     from helpers import augment, models
 
+    class_count = len(splits.class_names)
     base_model = models.build_base(cfg)
     base_model.trainable = False
-    model = models.build_classifier(cfg, base_model, augment.build())
+    model = models.build_classifier(cfg, base_model, augment.build(), class_count)
     extractor = models.feature_extractor(cfg, base_model)
     train_x, train_y = extract_features(extractor, splits.train)
     val_x, val_y = extract_features(extractor, splits.validation)
-    head = head_on_features(train_x.shape[-1])
+    head = head_on_features(train_x.shape[-1], class_count)
     compile_for_logits(head, 1e-3, cfg)
     history = head.fit(
         train_x,

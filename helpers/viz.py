@@ -142,14 +142,19 @@ def accuracy_over_time(curves: dict[str, tuple[Sequence[float], Sequence[float]]
 def evaluation_figure(labels, probabilities, class_names: Sequence[str], threshold: float = 0.5):
     """Returns a Figure: the confusion matrix in counts, the same normalised by row, and the ROC.
 
-    Introduced in 06. Rows are the true classes; the ROC curve's marker shows ``threshold``.
+    Introduced in 06. Rows are the true classes. Two classes: ``probabilities`` are P(class 1)
+    and the ROC curve's marker shows ``threshold``. N classes: ``probabilities`` has one row per
+    image, the prediction is the likeliest class, and there is no ROC curve.
     """
     from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
-    predicted = (probabilities > threshold).astype(int)
-    figure = Figure(figsize=(13, 4))
-    axes = figure.subplots(1, 3)
+    binary = probabilities.ndim == 1
+    predicted = (probabilities > threshold).astype(int) if binary else probabilities.argmax(1)
+    count = len(class_names)
+    size = max(4.0, 0.55 * count + 2)
+    figure = Figure(figsize=(13 if binary else 2 * size + 1, size))
+    axes = figure.subplots(1, 3 if binary else 2)
     for axis, normalize, title, values_format in (
         (axes[0], None, "counts", "d"),
         (axes[1], "true", "each row sums to 1 (recall on the diagonal)", ".2f"),
@@ -157,7 +162,7 @@ def evaluation_figure(labels, probabilities, class_names: Sequence[str], thresho
         ConfusionMatrixDisplay.from_predictions(
             labels,
             predicted,
-            labels=[0, 1],
+            labels=list(range(count)),
             display_labels=list(class_names),
             normalize=normalize,
             values_format=values_format,
@@ -166,6 +171,11 @@ def evaluation_figure(labels, probabilities, class_names: Sequence[str], thresho
             ax=axis,
         )
         axis.set_title(f"confusion matrix: {title}", fontsize=10)
+        if count > 3:
+            axis.tick_params(axis="x", labelrotation=45)
+    if not binary:
+        figure.tight_layout()
+        return figure
     RocCurveDisplay.from_predictions(
         labels, probabilities, ax=axes[2], name=f"P({class_names[1]})", plot_chance_level=True
     )

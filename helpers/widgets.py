@@ -171,9 +171,10 @@ def threshold_html(predictions, threshold: float, class_names: Sequence[str]) ->
     from helpers import evaluate
 
     report = evaluate.threshold_report(predictions, threshold, class_names)
-    header = "".join(f"<th>predicted {name}</th>" for name in class_names)
+    cell = "style='padding: 0 0.8em'"  # padded: the headers must not run together
+    header = "".join(f"<th {cell}>predicted {name}</th>" for name in class_names)
     rows = "".join(
-        f"<tr><th>true {name}</th>" + "".join(f"<td>{n}</td>" for n in row) + "</tr>"
+        f"<tr><th {cell}>true {name}</th>" + "".join(f"<td {cell}>{n}</td>" for n in row) + "</tr>"
         for name, row in zip(class_names, report["matrix"], strict=True)
     )
     lines = "".join(
@@ -210,6 +211,50 @@ def threshold_explorer(predictions, class_names: Sequence[str], value: float = 0
 
     def on_change(change) -> None:
         text.value = threshold_html(predictions, change["new"], class_names)
+
+    slider.observe(on_change, names="value")
+    return w.VBox([slider, text])
+
+
+# --- 06: abstaining below a confidence (N classes) ------------------------------------------------
+
+
+def confidence_html(predictions, minimum: float) -> str:
+    """Returns the live text of the confidence slider: share answered and their accuracy (06).
+
+    For N classes, where no single threshold splits two classes: the model answers only the
+    images whose predicted class has a probability of at least ``minimum``
+    (:func:`helpers.evaluate.confidence_report`), and abstains on the others.
+    """
+    from helpers import evaluate
+
+    report = evaluate.confidence_report(predictions, minimum)
+    everything = evaluate.confidence_report(predictions, 0.0)
+    return (
+        f"<b>answer only above a top probability of {minimum:.2f}</b>: "
+        f"{report['images']} of {everything['images']} images answered "
+        f"({report['answered']:.0%}), accuracy of the answers {_number(report['accuracy'])} "
+        f"(all images: {_number(everything['accuracy'])})"
+    )
+
+
+def confidence_explorer(predictions, value: float = 0.0):
+    """Returns an ipywidgets box: a minimum-confidence slider and what it changes, live (06)."""
+    import ipywidgets as w
+
+    slider = w.FloatSlider(
+        value=value,
+        min=0.0,
+        max=0.99,
+        step=0.01,
+        description="minimum",
+        readout_format=".2f",
+        continuous_update=True,
+    )
+    text = w.HTML(confidence_html(predictions, value))
+
+    def on_change(change) -> None:
+        text.value = confidence_html(predictions, change["new"])
 
     slider.observe(on_change, names="value")
     return w.VBox([slider, text])
