@@ -113,7 +113,8 @@ def test_threshold_html_shows_the_matrix_precision_and_recall():
     p = predictions([-3.0, -1.0, 2.0, 1.0, -0.5, 4.0], [0, 0, 0, 1, 1, 1])
     text = widgets.threshold_html(p, 0.5, CLASSES)
     assert "threshold 0.50" in text
-    assert "<td>2</td><td>1</td>" in text  # the cat row
+    assert ">2</td><td style='padding: 0 0.8em'>1</td>" in text  # the cat row
+    assert "<th style='padding: 0 0.8em'>predicted cat</th>" in text  # headers kept apart
     assert "dog: precision 0.667, recall 0.667" in text
     text = widgets.threshold_html(p, 0.99, CLASSES)
     assert "dog: precision n/a, recall 0.000" in text
