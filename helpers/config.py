@@ -91,7 +91,7 @@ class Config:
     """The settings every notebook reads (returned by :func:`load`)."""
 
     profile: str
-    data: str  # "tfds", "sample", or an absolute folder path
+    data: str  # "tfds", "tfds:NAME", "sample", "sample:N", or an absolute folder path
     test_data: str | None  # an absolute folder path, or None
     backbone: str
     alpha: float
@@ -263,6 +263,64 @@ def parse_unfreeze(raw: str) -> str | float | int:
     )
 
 
+SAMPLE_MAX_CLASSES = 10  # the generated sample draws each class around its own colour
+_TFDS_NAME = re.compile(r"[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9.*]+)?")
+DATA_ACCEPTED = (
+    "tfds (cats_vs_dogs), tfds:NAME (a TFDS image classification data set, e.g. "
+    "tfds:tf_flowers), sample or sample:N (the generated offline set with N classes, "
+    f"2 to {SAMPLE_MAX_CLASSES}), or a path to a folder with one subfolder per class "
+    "(or train/ and test/ subfolders holding the same class folders)"
+)
+
+
+def parse_data(raw: str) -> str:
+    """Returns ``TL_DATA``'s value: "tfds", "tfds:NAME", "sample", "sample:N" or a folder path.
+
+    Introduced in 02. ``sample:2`` is ``sample`` (the two classes cat and dog); a folder becomes an
+    absolute path. Whether TFDS knows NAME is checked when the data is loaded (data.load_raw).
+    """
+    value = raw.strip()
+    kind, colon, rest = value.partition(":")
+    kind = kind.strip().lower()
+    if kind == "tfds" and not colon:
+        return "tfds"
+    if kind == "sample" and not colon:
+        return "sample"
+    if kind == "sample":
+        try:
+            classes = int(rest.strip())
+        except ValueError:
+            classes = None
+        if classes is None or not 2 <= classes <= SAMPLE_MAX_CLASSES:
+            raise ConfigError(
+                f"TL_DATA={raw!r}: the generated sample has 2 to {SAMPLE_MAX_CLASSES} classes; "
+                "use e.g. TL_DATA=sample:3 (or TL_DATA=sample for cat and dog)."
+            )
+        return "sample" if classes == 2 else f"sample:{classes}"
+    if kind == "tfds":
+        name = rest.strip()
+        if name == "cats_vs_dogs":
+            return "tfds"
+        if not _TFDS_NAME.fullmatch(name):
+            raise ConfigError(
+                f"TL_DATA={raw!r}: {name!r} is not a TFDS data set name (lower-case letters, "
+                "digits and _, e.g. TL_DATA=tfds:tf_flowers, tfds:oxford_iiit_pet, "
+                "tfds:rock_paper_scissors)."
+            )
+        return f"tfds:{name}"
+    if any(sep in value for sep in ("/", "\\", "~")) or Path(value).exists():
+        folder = resolve_path(value, "TL_DATA")
+        if not folder.is_dir():
+            raise ConfigError(
+                f"TL_DATA={raw!r} is a file; give a folder with one "
+                "subfolder per class (e.g. cat/ and dog/)."
+            )
+        return str(folder)
+    raise ConfigError(
+        f"TL_DATA={raw!r} is neither a data source nor an existing folder; use {DATA_ACCEPTED}."
+    )
+
+
 # A value to show in the "how to change it" sentence each ConfigError ends with.
 _EXAMPLES = {
     "TL_PROFILE": "quick",
@@ -347,21 +405,7 @@ def _load(env: Mapping[str, str], gpu: bool | None) -> Config:
 
     data_value = env.get("TL_DATA", "").strip()
     if data_value:
-        if data_value.lower() in DATA_SOURCES:
-            settings["data"] = data_value.lower()
-        elif any(sep in data_value for sep in ("/", "\\", "~")) or Path(data_value).exists():
-            folder = resolve_path(data_value, "TL_DATA")
-            if not folder.is_dir():
-                raise ConfigError(
-                    f"TL_DATA={data_value!r} is a file; give a folder with one "
-                    "subfolder per class (e.g. cat/ and dog/)."
-                )
-            settings["data"] = str(folder)
-        else:
-            raise ConfigError(
-                f"TL_DATA={data_value!r} is neither a data source nor an existing folder; use "
-                "tfds, sample, or a path to a folder with one subfolder per class."
-            )
+        settings["data"] = parse_data(data_value)
 
     test_value = env.get("TL_TEST_DATA", "").strip()
     test_data = None

@@ -1,4 +1,5 @@
-"""Loading images for the series: TFDS ``cats_vs_dogs``, your own folder, or the offline sample.
+"""Loading images for the series: TFDS (``cats_vs_dogs`` or any image classification data set),
+your own folder, or the offline sample.
 
 Introduced in 02. One call, :func:`load`, returns train / validation / test datasets ready for
 ``fit``; :func:`load_raw` and :func:`prepare` are its two halves, so 02 can show each step.
@@ -31,6 +32,17 @@ TFDS_SPLITS = {
 }
 VALIDATION_FRACTION = 0.1  # of a folder, per class
 TEST_FRACTION = 0.1  # of a folder, per class, unless TL_TEST_DATA gives a test folder
+# What a split gets of a folder when no folder of its own gives it (see split_folders).
+SPLIT_FRACTIONS = {"validation": VALIDATION_FRACTION, "test": TEST_FRACTION}
+# Subfolders that name splits rather than classes (the Kaggle layout), and the split each gives.
+SPLIT_FOLDER_NAMES = {
+    "train": "train",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "test": "test",
+}
+IMBALANCE_RATIO = 3  # 02 warns when the largest class has more than this times the smallest
 SHUFFLE_BUFFER = 1000
 # What TensorFlow 2.21's decode_image(channels=3) decodes correctly itself, by (format, Pillow
 # mode); measured on every pair listed, and 02 shows some. Everything else Pillow can read is
@@ -113,6 +125,12 @@ class Splits:
     source: str  # a sentence saying where the images came from
     scans: list[FolderScan] = field(default_factory=list)  # for folders: what was checked
     test_files: list[Path] | None = None  # for folders: each test image's file, in test order (06)
+    # For folders: images of each class in each split, {"train": {"cat": 29, ...}, ...}; for TFDS
+    # empty until count_classes() counts them.
+    class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # For folders: the splits carved from the first folder scanned, by SPLIT_FRACTIONS (the others
+    # came from folders of their own: TL_TEST_DATA, or test/ and validation/ beside train/).
+    carved: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -244,12 +262,61 @@ def scan_folder(folder: str | Path) -> FolderScan:
 
     empty = [name for name, n in scan.counts().items() if n == 0]
     if empty:
+        skipped = {name: 0 for name in empty}
+        for item in scan.skipped:
+            name = item.path.relative_to(root).parts[0]
+            if name in skipped:
+                skipped[name] += 1
+        named = ", ".join(f"{name} (0 usable, {skipped[name]} skipped)" for name in empty)
         raise DataError(
-            f"{root}: the class folder(s) {', '.join(empty)} hold no usable image "
-            f"({len(scan.skipped)} files skipped). Add JPEG or PNG images to each class folder.\n"
-            + scan.report()
+            f"{root}: the class folder(s) {named} hold no usable image. Add JPEG or PNG images "
+            "to each class folder, or move the folder out of "
+            f"{root} to leave that class out.\n" + scan.report()
         )
     return scan
+
+
+def split_folders(folder: str | Path) -> dict[str, Path] | None:
+    """Returns ``{"train": ..., "test": ..., "validation": ...}`` (those present) for a folder laid
+    out in split folders, or None for a folder of class folders.
+
+    Introduced in 02. The Kaggle layout: ``train/`` beside ``test/``, ``validation/`` or ``val/``
+    (any case), each holding the same class folders. Its splits are used as they are; a missing
+    validation or test split is carved from ``train/`` (:data:`SPLIT_FRACTIONS`).
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return None
+    subfolders = class_folders(root)
+    roles = [SPLIT_FOLDER_NAMES.get(path.name.lower()) for path in subfolders]
+    if len(subfolders) < 2 or None in roles or "train" not in roles:
+        return None
+    layout: dict[str, Path] = {}
+    for role, path in zip(roles, subfolders, strict=True):
+        if role in layout:
+            raise DataError(
+                f"{root} has both {layout[role].name}/ and {path.name}/ as its {role} split; "
+                "keep one (move the other out of the folder)."
+            )
+        if not class_folders(path):
+            splits = ", ".join(f"{each.name}/" for each in subfolders)
+            raise DataError(
+                f"{path} holds no class folders: in a folder of splits ({splits}), each split "
+                f"holds one subfolder per class, e.g. {path / 'cat'} and {path / 'dog'}. Sort "
+                "its images into class "
+                "folders (unlabelled images cannot be used to train or test), or move it out."
+            )
+        layout[role] = path
+    return layout
+
+
+def images_needed(fractions: tuple[float, ...]) -> int:
+    """Returns the fewest images a class needs so :func:`split_indices` gives every part one."""
+    for count in range(1, 1000):
+        sizes = [int(round(count * f)) for f in fractions]
+        if min(sizes, default=1) >= 1 and count - sum(sizes) >= 1:
+            return count
+    raise ValueError(f"fractions {fractions} leave nothing for training")
 
 
 def split_indices(
@@ -323,38 +390,71 @@ def files_dataset(files: list[Path], labels: list[int]):
     return dataset.map(decode_image, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _check_same_classes(train: FolderScan, other: FolderScan, role: str) -> None:
+    if other.class_names == train.class_names:
+        return
+    only_train = [name for name in train.class_names if name not in other.class_names]
+    only_other = [name for name in other.class_names if name not in train.class_names]
+    differ = "; ".join(
+        f"only in {where}: {', '.join(names)}"
+        for where, names in ((train.root, only_train), (other.root, only_other))
+        if names
+    )
+    raise DataError(
+        f"The {role} folder's classes {other.class_names} differ from the training "
+        f"folder's {train.class_names} ({differ}); give both the same class subfolders, "
+        "spelled the same way."
+    )
+
+
+def _check_enough_images(scan: FolderScan, carved: tuple[str, ...]) -> None:
+    needed = images_needed(tuple(SPLIT_FRACTIONS[role] for role in carved))
+    short = {name: n for name, n in scan.counts().items() if n < needed}
+    if not short:
+        return
+    named = ", ".join(f"{name} ({n} usable)" for name, n in short.items())
+    shares = " and ".join(f"{SPLIT_FRACTIONS[role]:.0%} to {role}" for role in carved)
+    raise DataError(
+        f"{scan.root}: too few images in the class folder(s) {named}. Each class needs at least "
+        f"{needed} usable images, so that training and each split carved from it ({shares}, "
+        "per class) get at least one; a few dozen a class is a sensible minimum. Add images to "
+        f"those folders, or move a folder out of {scan.root} to leave that class out."
+    )
+
+
 def _folder_splits(cfg: Config, folder: str) -> Splits:
-    scan = scan_folder(folder)
-    scans = [scan]
+    layout = split_folders(folder) or {"train": Path(folder).expanduser()}
+    scan = scan_folder(layout["train"])
+    given = {role: scan_folder(path) for role, path in layout.items() if role != "train"}
+    if cfg.test_data:  # TL_TEST_DATA wins over a test/ folder beside train/
+        given["test"] = scan_folder(cfg.test_data)
+    for role, other in given.items():
+        _check_same_classes(scan, other, role)
+    carved = tuple(role for role in ("validation", "test") if role not in given)
+    _check_enough_images(scan, carved)
     files, labels = np.asarray(scan.files, dtype=object), np.asarray(scan.labels)
-    if cfg.test_data:
-        test_scan = scan_folder(cfg.test_data)
-        if test_scan.class_names != scan.class_names:
-            raise DataError(
-                f"The test folder's classes {test_scan.class_names} differ from the training "
-                f"folder's {scan.class_names}; give both the same class subfolders."
-            )
-        scans.append(test_scan)
-        train_idx, val_idx = split_indices(labels, (VALIDATION_FRACTION,), cfg.seed)
-        test_files, test_labels = test_scan.files, test_scan.labels
-        order = np.arange(len(test_files))
-    else:
-        train_idx, val_idx, order = split_indices(
-            labels, (VALIDATION_FRACTION, TEST_FRACTION), cfg.seed
-        )
-        test_files, test_labels = list(files), list(labels)
-    parts = {
-        "train": (list(files[train_idx]), labels[train_idx].tolist()),
-        "validation": (list(files[val_idx]), labels[val_idx].tolist()),
-        "test": ([test_files[i] for i in order], [int(test_labels[i]) for i in order]),
-    }
+    train_idx, *carved_idx = split_indices(
+        labels, tuple(SPLIT_FRACTIONS[role] for role in carved), cfg.seed
+    )
+    parts = {"train": (list(files[train_idx]), labels[train_idx].tolist())}
+    for role, index in zip(carved, carved_idx, strict=True):
+        parts[role] = (list(files[index]), labels[index].tolist())
+    for role, other in given.items():  # a folder's own split keeps its file order
+        parts[role] = (list(other.files), [int(label) for label in other.labels])
+    parts = {role: parts[role] for role in ("train", "validation", "test")}
     for name, (part_files, _) in parts.items():
         if not part_files:
             raise DataError(
                 f"{folder} has too few images for a {name} split; add images "
                 "(a few dozen a class at least)."
             )
-    source = f"the folder {scan.root}" + (f", tested on {cfg.test_data}" if cfg.test_data else "")
+    scans = [scan, *given.values()]
+    source = f"the folder {Path(folder).expanduser()}"
+    if len(layout) > 1:
+        source += " (" + ", ".join(f"{path.name}/ as {role}" for role, path in layout.items())
+        source += ")"
+    if cfg.test_data:
+        source += f", tested on {cfg.test_data}"
     originals = {  # converted copies (odd formats) back to the learner's own file names
         copy: original
         for each in scans
@@ -371,6 +471,56 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
         source=source,
         scans=scans,
         test_files=[originals.get(path, path) for path in parts["test"][0]],
+        class_counts={
+            name: _label_counts(part_labels, scan.class_names)
+            for name, (_, part_labels) in parts.items()
+        },
+        carved=carved,
+    )
+
+
+def _label_counts(labels: Iterable[int], names: list[str]) -> dict[str, int]:
+    found = np.bincount(np.asarray(list(labels), dtype=np.int64), minlength=len(names))
+    return {name: int(n) for name, n in zip(names, found, strict=True)}
+
+
+def count_classes(splits: Splits) -> dict[str, dict[str, int]]:
+    """Returns the images of each class in each split: ``{"train": {"cat": 29, ...}, ...}``.
+
+    Introduced in 02. Folders were counted when they were scanned; TFDS splits are counted here,
+    by reading every label once (a pass over the split), and kept in ``splits.class_counts``.
+    """
+    if not splits.class_counts:
+        import tensorflow as tf
+
+        for name in ("train", "validation", "test"):
+            labels = getattr(splits, name).map(
+                lambda *pair: pair[-1], num_parallel_calls=tf.data.AUTOTUNE
+            )
+            found = [int(label) for label in labels.as_numpy_iterator()]
+            splits.class_counts[name] = _label_counts(found, splits.class_names)
+    return splits.class_counts
+
+
+def imbalance_warning(counts: dict[str, int], ratio: float = IMBALANCE_RATIO) -> str | None:
+    """Returns a warning naming the counts when the largest class has more than ``ratio`` times
+    the images of the smallest, or None when the classes are balanced enough.
+
+    Introduced in 02, for the training split's counts (:func:`count_classes`).
+    """
+    if not counts:
+        return None
+    largest = max(counts, key=counts.get)
+    smallest = min(counts, key=counts.get)
+    if counts[largest] <= ratio * counts[smallest]:
+        return None
+    listed = ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    factor = counts[largest] / max(counts[smallest], 1)
+    return (
+        f"Warning: the classes are unbalanced: {largest} has {counts[largest]} training images, "
+        f"{smallest} only {counts[smallest]} ({factor:.1f}x; all: {listed}). Accuracy alone "
+        f"flatters a model that leans towards {largest}: read the per-class recall in 06, and "
+        f"add images of the small classes if you can."
     )
 
 
@@ -385,10 +535,23 @@ TFDS_HELP = (
     + setting_hint("TL_DATA", "sample")
 )
 TFDS_HOST = "download.microsoft.com"  # where TFDS downloads cats_vs_dogs from
+# Other data sets download from many hosts; this one (TFDS's own bucket, where many are kept) says
+# whether there is a network at all. A host that is down shows up as tfds.load's own error.
+TFDS_ANY_HOST = "storage.googleapis.com"
+# Single-label image classification data sets a learner can name in TL_DATA=tfds:NAME.
+TFDS_EXAMPLES = ("tf_flowers", "oxford_iiit_pet", "rock_paper_scissors", "cats_vs_dogs")
+TFDS_ANY_HELP = (
+    "Loading TFDS {name} (downloaded the first time) failed: {error}\n"
+    "What you can do:\n"
+    "  - run offline on the generated sample: TL_DATA=sample (or TL_DATA=sample:N for N classes)\n"
+    "  - use a folder of your own photos, one subfolder per class: TL_DATA=/path/to/folder\n"
+    "  - try again later, or where there is network (TFDS keeps what it downloads in "
+    "~/tensorflow_datasets, or TFDS_DATA_DIR).\n" + setting_hint("TL_DATA", "sample")
+)
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
-def _download_problem(builder, timeout: float = 5.0) -> str | None:
+def _download_problem(builder, timeout: float = 5.0, host: str = TFDS_HOST) -> str | None:
     """Returns why the download cannot start, or None when it can (or is not needed).
 
     Without this, an offline ``tfds.load`` retries for minutes before it fails.
@@ -401,24 +564,95 @@ def _download_problem(builder, timeout: float = 5.0) -> str | None:
     if any(downloads.glob("*kagglecatsanddogs*")):
         return None  # the archive is already here
     try:
-        socket.create_connection((TFDS_HOST, 443), timeout=timeout).close()
+        socket.create_connection((host, 443), timeout=timeout).close()
     except OSError as error:
-        return (
-            f"cannot reach {TFDS_HOST} ({error.strerror or error}): no network, or the host is down"
-        )
+        return f"cannot reach {host} ({error.strerror or error}): no network, or the host is down"
     return None
 
 
+def tfds_name(cfg: Config) -> str | None:
+    """Returns the TFDS data set ``cfg.data`` names (``tfds`` is cats_vs_dogs), or None."""
+    if cfg.data == "tfds":
+        return "cats_vs_dogs"
+    return cfg.data.partition(":")[2] if cfg.data.startswith("tfds:") else None
+
+
+def _tfds_not_usable(name: str, why: str) -> DataError:
+    examples = ", ".join(f"tfds:{each}" for each in TFDS_EXAMPLES)
+    return DataError(
+        f"TL_DATA=tfds:{name}: {why}. The series needs a single-label image classification data "
+        f"set (an image and one class label per example), e.g. TL_DATA={examples}. "
+        + setting_hint("TL_DATA", "tfds:tf_flowers")
+    )
+
+
+def tfds_builder(name: str):
+    """Returns the TFDS builder of ``name``, checked to be single-label image classification.
+
+    Introduced in 02 (``TL_DATA=tfds:NAME``). Nothing is downloaded: the check reads the data
+    set's description (``builder.info``), which TFDS ships with its code. A name TFDS does not
+    know, or a data set of another kind, raises :class:`DataError` naming some that work.
+    """
+    import difflib
+
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name)
+    except tfds.core.DatasetNotFoundError:
+        known = tfds.list_builders(with_community_datasets=False)
+        close = difflib.get_close_matches(name.lower().split("/")[0].split(":")[0], known, n=3)
+        guess = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise _tfds_not_usable(name, f"TFDS has no data set of that name{guess}") from None
+    if name == "cats_vs_dogs":
+        return builder
+    info = builder.info
+    features = info.features
+    image, label = (features[key] if key in features else None for key in ("image", "label"))
+    if tuple(info.supervised_keys or ()) != ("image", "label"):
+        keys = info.supervised_keys
+        why = f"its examples are {keys}, not (image, label)" if keys else "it has no labels"
+        raise _tfds_not_usable(name, why)
+    if not isinstance(image, tfds.features.Image) or not isinstance(
+        label, tfds.features.ClassLabel
+    ):
+        raise _tfds_not_usable(name, "its examples are not an image with one class label")
+    return builder
+
+
+def _to_rgb_tensor(channels: int | None):
+    import tensorflow as tf
+
+    def to_rgb(image, label):
+        if channels == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        elif channels == 4:
+            image = image[..., :3]
+        return image, label
+
+    return to_rgb
+
+
 def _tfds_splits(cfg: Config) -> Splits:
+    name = tfds_name(cfg)
     split = TFDS_SPLITS[cfg.profile]
     try:
         import tensorflow_datasets as tfds
 
-        problem = _download_problem(tfds.builder("cats_vs_dogs"))
+        if name == "cats_vs_dogs":
+            problem = _download_problem(tfds.builder("cats_vs_dogs"))
+        else:
+            builder = tfds_builder(name)
+            if builder.is_prepared() and "train" not in builder.info.splits:
+                splits_found = ", ".join(builder.info.splits)
+                raise _tfds_not_usable(name, f"it has no train split (only {splits_found})")
+            problem = _download_problem(builder, host=TFDS_ANY_HOST)
         if problem is None:
             (train, validation, test), info = tfds.load(
-                "cats_vs_dogs", split=list(split), as_supervised=True, with_info=True
+                name, split=list(split), as_supervised=True, with_info=True
             )
+    except DataError:
+        raise
     except ImportError as error:  # e.g. TFDS 4.9.10 needs importlib_resources, undeclared
         problem = (
             f"TensorFlow Datasets could not start ({error}); install the missing "
@@ -431,33 +665,54 @@ def _tfds_splits(cfg: Config) -> Splits:
     else:
         cause = None
     if problem is not None:
-        raise DataError(TFDS_HELP.format(error=problem)) from cause
-    sizes = {
-        name: int(info.splits[s].num_examples)
-        for name, s in zip(("train", "validation", "test"), split, strict=True)
-    }
+        if name == "cats_vs_dogs":
+            raise DataError(TFDS_HELP.format(error=problem)) from cause
+        raise DataError(TFDS_ANY_HELP.format(name=name, error=problem)) from cause
+    datasets = {"train": train, "validation": validation, "test": test}
+    sizes = {}
+    for part, dataset, slice_ in zip(datasets, datasets.values(), split, strict=True):
+        known = int(dataset.cardinality())  # what TFDS read; info.splits as a fallback
+        sizes[part] = known if known >= 0 else int(info.splits[slice_].num_examples)
+    if name != "cats_vs_dogs":
+        channels = info.features["image"].shape[-1]
+        if channels != 3:  # grayscale (mnist ...) or RGBA: 3 channels, as from a folder
+            datasets = {part: ds.map(_to_rgb_tensor(channels)) for part, ds in datasets.items()}
+        empty = [part for part, size in sizes.items() if size == 0]
+        if empty:
+            raise DataError(
+                f"TFDS {name}: the {cfg.profile} profile's slices {', '.join(split)} leave "
+                f"{' and '.join(empty)} empty; use a larger data set or TL_PROFILE=full. "
+                + setting_hint("TL_PROFILE", "full")
+            )
     return Splits(
-        train=train,
-        validation=validation,
-        test=test,
+        **datasets,
         class_names=list(info.features["label"].names),
         sizes=sizes,
-        source=f"TFDS cats_vs_dogs, splits {', '.join(split)}",
+        source=f"TFDS {name}, splits {', '.join(split)}",
     )
 
 
 def load_raw(cfg: Config) -> Splits:
     """Returns the splits as unbatched datasets of ``(uint8 image of any size, label)``.
 
-    The source is ``cfg.data``: ``tfds``, ``sample`` (generated on first use) or a folder path.
+    The source is ``cfg.data``: ``tfds`` (cats_vs_dogs), ``tfds:NAME``, ``sample`` or ``sample:N``
+    (generated on first use) or a folder path (class folders, or train/ and test/ folders).
     """
-    if cfg.data == "tfds":
+    if tfds_name(cfg) is not None:
         return _tfds_splits(cfg)
-    folder = str(sample.ensure()) if cfg.data == "sample" else cfg.data
+    classes = sample_classes(cfg)
+    folder = str(sample.ensure(classes=classes)) if classes else cfg.data
     splits = _folder_splits(cfg, folder)
-    if cfg.data == "sample":
+    if classes:
         splits.source = f"the generated sample set in {folder}"
     return splits
+
+
+def sample_classes(cfg: Config) -> int | None:
+    """Returns the class count of ``TL_DATA=sample`` (2) or ``sample:N`` (N), or None."""
+    if cfg.data == "sample":
+        return 2
+    return int(cfg.data.partition(":")[2]) if cfg.data.startswith("sample:") else None
 
 
 def resize(image, label, image_size: int):
@@ -490,9 +745,12 @@ def class_names(cfg: Config) -> list[str]:
     """
     if cfg.data == "tfds":
         return ["cat", "dog"]  # the label names of TFDS cats_vs_dogs
-    if cfg.data == "sample":
-        return list(sample.CLASS_NAMES)
-    return [folder.name for folder in class_folders(Path(cfg.data))]
+    if tfds_name(cfg) is not None:
+        return list(tfds_builder(tfds_name(cfg)).info.features["label"].names)
+    if sample_classes(cfg):
+        return list(sample.class_names(sample_classes(cfg)))
+    layout = split_folders(cfg.data) or {"train": Path(cfg.data)}
+    return [folder.name for folder in class_folders(layout["train"])]
 
 
 def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: int = 0):

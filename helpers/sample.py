@@ -2,7 +2,9 @@
 
 Introduced in 02. ``TL_DATA=sample`` (the ``ci`` profile) uses it, so the whole series runs with no
 network. The two classes differ in what a tiny network can see: "cat" images are warm-coloured
-with round blobs, "dog" images are cool-coloured with stripes and boxes. The set also holds the
+with round blobs, "dog" images are cool-coloured with stripes and boxes. ``TL_DATA=sample:N`` adds
+classes up to N (fox, hen, owl ...), each drawn around its own colour with triangles, in a folder
+of its own; cat and dog stay byte for byte the same. The set also holds the
 kinds of file a real folder has: PNG, GIF, BMP, grayscale, palette, RGBA and CMYK images, a
 truncated JPEG, an empty file and files that are not images at all, so the checks in
 :mod:`helpers.data` always run.
@@ -19,21 +21,49 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CLASS_NAMES = ("cat", "dog")
+# The classes of ``TL_DATA=sample:N``: the first N, in alphabetical order, so label i is name i
+# (folders are numbered in sorted order) and the first two are always cat and dog.
+ALL_CLASS_NAMES = ("cat", "dog", "fox", "hen", "owl", "pig", "rat", "seal", "wolf", "yak")
+# Each class's background colour range per channel (R, G, B), far apart so the classes stay
+# distinguishable by colour alone: cat warm, dog cool, then green, magenta, yellow, cyan, red,
+# dark grey, light grey and violet.
+_BACKGROUNDS = (
+    ((170, 255), (90, 160), (20, 90)),
+    ((20, 90), (90, 170), (170, 255)),
+    ((20, 90), (170, 255), (20, 90)),
+    ((170, 255), (20, 90), (170, 255)),
+    ((200, 255), (200, 255), (20, 90)),
+    ((20, 90), (200, 255), (200, 255)),
+    ((170, 255), (0, 50), (0, 50)),
+    ((10, 60), (10, 60), (10, 60)),
+    ((190, 240), (190, 240), (190, 240)),
+    ((90, 140), (20, 70), (150, 220)),
+)
 VERSION = 1  # bump when the generated files change, so old copies are replaced
 
 
-def default_folder() -> Path:
-    """Returns where :func:`ensure` keeps the sample set: ``~/.keras/datasets/tl_sample_v<N>``."""
+def class_names(classes: int = 2) -> tuple[str, ...]:
+    """Returns the names of the sample's ``classes`` classes, in label order (introduced in 02)."""
+    if not 2 <= classes <= len(ALL_CLASS_NAMES):
+        raise ValueError(f"the sample has 2 to {len(ALL_CLASS_NAMES)} classes, not {classes}")
+    return ALL_CLASS_NAMES[:classes]
+
+
+def default_folder(classes: int = 2) -> Path:
+    """Returns where :func:`ensure` keeps the sample set: ``~/.keras/datasets/tl_sample_v<N>``.
+
+    Introduced in 02. With more than two classes, ``tl_sample_v<N>_<classes>classes``.
+    """
     base = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return base / "datasets" / f"tl_sample_v{VERSION}"
+    suffix = "" if classes == 2 else f"_{classes}classes"
+    return base / "datasets" / f"tl_sample_v{VERSION}{suffix}"
 
 
 def _draw(rng: np.random.Generator, label: int) -> Image.Image:
     width, height = (int(v) for v in rng.integers(48, 160, size=2))
-    if label == 0:  # cat: warm background, round blobs
-        ranges = ((170, 255), (90, 160), (20, 90))
-    else:  # dog: cool background, stripes and boxes
-        ranges = ((20, 90), (90, 170), (170, 255))
+    # cat: warm background, round blobs; dog: cool background, stripes and boxes; the others:
+    # their own colour, with triangles
+    ranges = _BACKGROUNDS[label]
     background = tuple(int(rng.integers(low, high)) for low, high in ranges)
     image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
@@ -44,9 +74,11 @@ def _draw(rng: np.random.Generator, label: int) -> Image.Image:
         shade = tuple(int(v) for v in rng.integers(0, 256, size=3))
         if label == 0:
             draw.ellipse((x0, y0, x1, y1), fill=shade)
-        else:
+        elif label == 1:
             draw.rectangle((x0, y0, x1, y1), fill=shade)
             draw.line((0, y0, width, y0), fill=(255, 255, 255), width=3)
+        else:
+            draw.polygon(((x0, y1), ((x0 + x1) // 2, y0), (x1, y1)), fill=shade)
     noise = rng.normal(0, 12, size=(height, width, 3))
     pixels = np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
@@ -100,10 +132,13 @@ BAD_FILES = (
 )
 
 
-def generate(folder: str | Path, images_per_class: int = 36, seed: int = 0) -> Path:
-    """Returns ``folder`` after writing the sample set into it (``cat/`` and ``dog/``).
+def generate(
+    folder: str | Path, images_per_class: int = 36, seed: int = 0, classes: int = 2
+) -> Path:
+    """Returns ``folder`` after writing the sample set into it (``cat/``, ``dog/`` ...).
 
-    The same ``images_per_class`` and ``seed`` always give the same bytes. Besides
+    Introduced in 02. The same ``images_per_class``, ``seed`` and ``classes`` always give the same
+    bytes, and the cat and dog images are the same whatever ``classes`` is. Besides
     ``images_per_class`` ordinary JPEGs a class, it writes the odd-format images and the bad files
     listed in ``_ODD_IMAGES`` and ``BAD_FILES``, and a hidden ``.ipynb_checkpoints`` folder.
     """
@@ -121,23 +156,29 @@ def generate(folder: str | Path, images_per_class: int = 36, seed: int = 0) -> P
             save_as(_draw(rng, CLASS_NAMES.index(class_name)), path, "jpeg")
             content = path.read_bytes()[: path.stat().st_size // 2]
         (folder / class_name / file_name).write_bytes(content)
+    extra = np.random.default_rng([seed, classes])  # the classes after cat and dog
+    for label, name in enumerate(class_names(classes)[2:], start=2):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for index in range(images_per_class):
+            save_as(_draw(extra, label), folder / name / f"{name}.{index}.jpg", "jpeg")
     (folder / ".ipynb_checkpoints").mkdir(exist_ok=True)  # Jupyter leaves these; not a class
     return folder
 
 
-def ensure(folder: str | Path | None = None, images_per_class: int = 36) -> Path:
+def ensure(folder: str | Path | None = None, images_per_class: int = 36, classes: int = 2) -> Path:
     """Returns the sample set's folder, generating it first if it is not there yet.
 
-    Writes into a temporary folder and renames it into place, so an interrupted run never leaves
-    a half-written set behind.
+    Introduced in 02 (``TL_DATA=sample`` or ``sample:N`` for ``classes`` classes). Writes into a
+    temporary folder and renames it into place, so an interrupted run never leaves a half-written
+    set behind.
     """
-    folder = Path(folder) if folder is not None else default_folder()
+    folder = Path(folder) if folder is not None else default_folder(classes)
     marker = folder / ".complete"
     if marker.is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    generate(staging, images_per_class=images_per_class)
+    generate(staging, images_per_class=images_per_class, classes=classes)
     (staging / ".complete").write_text(f"tl sample v{VERSION}\n")
     if folder.exists():
         shutil.rmtree(folder)  # an incomplete earlier attempt of ours, never user data
