@@ -262,13 +262,24 @@ def gradcam_grid(images: Sequence, heatmaps: Sequence, titles: Sequence[str], *,
     return figure
 
 
+def _class_colours(class_names: Sequence[str]) -> list:
+    """Returns one colour per class: matplotlib's tab10 in turn, tab20 past ten classes."""
+    from matplotlib import colormaps
+
+    colours = colormaps["tab10" if len(class_names) <= 10 else "tab20"].colors
+    return [colours[index % len(colours)] for index in range(len(class_names))]
+
+
 def feature_scatter(panels: dict[str, np.ndarray], labels, class_names: Sequence[str]):
     """Returns a Figure of 2-D points, one panel per entry of ``panels``, coloured by class (06)."""
     labels = np.asarray(labels)
     figure = Figure(figsize=(5 * len(panels), 4.2))
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axis, (name, points) in zip(axes, panels.items(), strict=True):
-        colours = ("tab:orange", "tab:blue")
+        # orange and blue for two classes (as before); tab10's colours in turn for more
+        colours = (
+            ("tab:orange", "tab:blue") if len(class_names) == 2 else _class_colours(class_names)
+        )
         for label, (class_name, colour) in enumerate(zip(class_names, colours, strict=True)):
             chosen = labels == label
             axis.scatter(*points[chosen].T, s=14, alpha=0.7, color=colour, label=class_name)
