@@ -207,7 +207,7 @@ def test_check_prints_one_line_and_raises_only_when_strict(monkeypatch, capsys):
 
 
 def test_an_answer_of_the_wrong_kind_is_wrong_not_a_crash():
-    result = exercises.evaluate("05", 1, {"counts": "all of them"})
+    result = exercises.evaluate("05", 1, {"counts": 5})
     assert result.status == exercises.WRONG and "raised" in result.line
 
 
