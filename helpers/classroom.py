@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import re
 import sys
@@ -191,6 +192,7 @@ def grade_notebook(
     """
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
 
     from helpers import exercises
 
@@ -218,14 +220,14 @@ def grade_notebook(
         notebook,
         kernel_name="python3",
         allow_errors=True,
-        timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
+        timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())),
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     start = time.monotonic()
     try:
         client.execute(cwd=str(NOTEBOOKS), env=env)
     except Exception as error:  # a time-out, a dead kernel: this notebook's row says so
-        if time.monotonic() >= deadline:
+        if isinstance(error, CellTimeoutError) or time.monotonic() >= deadline:
             grade.error = f"stopped at the time limit of {time_limit:.0f} s"
         else:
             last = (str(error).strip().splitlines() or [""])[-1]
