@@ -249,7 +249,10 @@ def grade_notebook(
 
 
 def submitted_notebooks(submissions: Path, exclude: Path | None = None) -> list[Path]:
-    """Returns the notebooks under ``submissions`` (any depth), not checkpoints or ``exclude``."""
+    """Returns the notebooks under ``submissions`` (any depth) that ``make grade`` runs.
+
+    Checkpoints (``.ipynb_checkpoints``) and anything under ``exclude`` (its output) are left out.
+    """
     found = []
     for path in sorted(submissions.rglob("*.ipynb")):
         if ".ipynb_checkpoints" in path.parts:
@@ -295,7 +298,7 @@ def grade(
 
 
 def write_grades(grades: list[Grade], path: Path) -> Path:
-    """Returns ``path`` after writing the grades to it as CSV, atomically."""
+    """Returns ``path`` after writing the grades to it as CSV, atomically (``make grade``)."""
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", newline="", encoding="utf-8") as file:
         fields = list(Grade("", "").row())
@@ -308,7 +311,7 @@ def write_grades(grades: list[Grade], path: Path) -> Path:
 
 
 def summary(grades: list[Grade]) -> str:
-    """Returns a one-screen summary: per notebook, how many passed each exercise; then problems."""
+    """Returns make grade's one-screen summary: passes per notebook and exercise, then errors."""
     lines = ["notebook  files  " + "  ".join(f"ex{n}" for n in range(1, MAX_EXERCISES + 1))]
     for number in sorted({g.notebook for g in grades if g.notebook}):
         mine = [g for g in grades if g.notebook == number]

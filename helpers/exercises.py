@@ -66,7 +66,10 @@ SELF_CHECK = {("04", 1), ("05", 3), ("06", 3)}
 
 
 def exercises_of(notebook: str) -> list[int]:
-    """Returns the numbers of ``notebook``'s exercises (checked and self-check), in order."""
+    """Returns the numbers of ``notebook``'s exercises (checked and self-check), in order.
+
+    Used by ``make grade`` (``helpers.classroom``) for the columns of a notebook's row.
+    """
     numbers = {n for (nb, n) in CHECKS if nb == notebook} | {
         n for (nb, n) in SELF_CHECK if nb == notebook
     }
