@@ -312,11 +312,12 @@ def write_grades(grades: list[Grade], path: Path) -> Path:
 
 def summary(grades: list[Grade]) -> str:
     """Returns make grade's one-screen summary: passes per notebook and exercise, then errors."""
-    lines = ["notebook  files  " + "  ".join(f"ex{n}" for n in range(1, MAX_EXERCISES + 1))]
+    columns = range(1, MAX_EXERCISES + 1)
+    lines = ["notebook  files  " + " ".join(f"ex{n}".ljust(5) for n in columns).rstrip()]
     for number in sorted({g.notebook for g in grades if g.notebook}):
         mine = [g for g in grades if g.notebook == number]
         cells = []
-        for exercise in range(1, MAX_EXERCISES + 1):
+        for exercise in columns:
             given = [g.exercises.get(exercise, "") for g in mine]
             if not any(given):
                 cells.append(" " * 5)
@@ -324,7 +325,7 @@ def summary(grades: list[Grade]) -> str:
                 cells.append("self ")
             else:
                 cells.append(f"{sum(one == 'pass' for one in given):>2}/{len(mine):<2}")
-        lines.append(f"{number:>8}  {len(mine):>5}  " + " ".join(cells))
+        lines.append((f"{number:>8}  {len(mine):>5}  " + " ".join(cells)).rstrip())
     lines.append("(passed/files per exercise; self: a self-check list, not graded)")
     problems = [g for g in grades if g.error]
     if problems:

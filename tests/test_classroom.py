@@ -150,6 +150,23 @@ def test_grade_stops_a_notebook_at_the_time_limit(tmp_path):
     assert row.seconds < 60
 
 
+def test_grade_summary_of_a_class_fits_one_screen():
+    grades = [
+        classroom.Grade(
+            f"learner{i}/0{n}_x.ipynb", f"0{n}", {1: "pass", 2: "fail", 3: "self-check"}
+        )
+        for i in range(30)
+        for n in (4, 5)
+    ]
+    grades += [
+        classroom.Grade(f"late{i}.ipynb", "", error="not one of the series'") for i in range(15)
+    ]
+    text = classroom.summary(grades).splitlines()
+    assert len(text) <= 25
+    assert text[1].split() == ["04", "30", "30/30", "0/30", "self"]
+    assert "15 with an error:" in text and text[-1].endswith("5 more in grades.csv")
+
+
 def test_grade_without_a_folder_says_what_to_pass(tmp_path, capsys):
     assert classroom.main(["grade"]) == 2
     assert "make grade SUBMISSIONS=" in capsys.readouterr().err
