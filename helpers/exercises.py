@@ -565,7 +565,7 @@ def _other_class(ns: dict) -> None:
     _need(
         float(np.max(np.abs(own))) <= 2 * scale or not np.allclose(own, other, atol=scale),
         "`other` is the predicted class's heatmap again",
-        "evaluate.gradcam takes `classes`: one 0 or 1 per image, the class to explain",
+        "grad_cam takes `classes`: one 0 or 1 per image, the class to explain",
     )
     _need(
         np.allclose(other, -own, atol=scale),
