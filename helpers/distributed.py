@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import queue
 import socket
@@ -56,6 +57,8 @@ def setup_devices(cfg: Config) -> list[str]:
     quiet.import_tensorflow()
     import tensorflow as tf
 
+    # tf.distribute logs every all-reduce it sets up at INFO level: not for the learner's eyes
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
     gpus = [f"/gpu:{i}" for i in range(len(quiet.list_gpus()))]
     wanted = int(cfg.distribute.split(":")[1]) if ":" in cfg.distribute else None
     if cfg.distribute.startswith("mirrored") and len(gpus) >= max(2, wanted or 2):
@@ -162,6 +165,7 @@ def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = 
     with strategy.scope():
         model, why = starting_model(cfg, model_path)
         model.compile(optimizer=keras.optimizers.Adam(1e-5))  # 05's learning rate
+        model.optimizer.build(model.trainable_variables)  # its variables mirrored, made here
     _say("MODEL", why)
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
 
