@@ -135,9 +135,14 @@ def _say(kind: str, *values) -> None:
     print(kind, json.dumps(list(values)), flush=True)
 
 
-def backup_folder(cfg: Config, worker: int) -> Path:
-    """Returns where worker ``worker`` of the multi-worker run keeps its BackupAndRestore files."""
-    return Path(cfg.output_dir) / "backup" / f"distributed_worker{worker}"
+def backup_folder(cfg: Config) -> Path:
+    """Returns where the multi-worker run keeps its BackupAndRestore files (introduced in 08).
+
+    One folder for all workers: the chief writes it, and every worker restores from it, so all
+    resume from the same epoch. On a real cluster it must be a folder every machine can read
+    (``TL_OUTPUT_DIR`` on shared storage).
+    """
+    return Path(cfg.output_dir) / "backup" / "distributed"
 
 
 def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = None) -> None:
@@ -183,9 +188,11 @@ def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = 
         losses = strategy.run(step, args=(images, labels))
         return strategy.reduce("SUM", losses, axis=None)
 
-    backup = keras.callbacks.BackupAndRestore(str(backup_folder(cfg, index)))
+    # double_checkpoint: a worker lost while the chief writes the backup leaves the one before
+    backup = keras.callbacks.BackupAndRestore(str(backup_folder(cfg)), double_checkpoint=True)
     callbacks = keras.callbacks.CallbackList([backup], model=model)
     callbacks.on_train_begin()  # restores weights and optimizer from the backup, if any
+    chief = index == 0
     first = int(model.optimizer.iterations.numpy()) // max(steps, 1)
     if first:
         _say("RESUMED", first)
@@ -193,12 +200,14 @@ def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = 
         total = 0.0
         for images, labels in distributed_data:
             total += float(distributed_step(images, labels))
-        callbacks.on_epoch_end(epoch)  # the backup
+        if chief:  # only the chief writes the backup, before it reports the epoch
+            callbacks.on_epoch_end(epoch)
         _say("EPOCH", epoch + 1, total / max(steps, 1))
-    callbacks.on_train_end()  # a finished run removes its backup
+    if chief:
+        callbacks.on_train_end()  # a finished run removes its backup
     weights = {str(i): w for i, w in enumerate(model.get_weights())}
     np.savez(folder / f"weights_worker{index}.npz", **weights)
-    if index == 0:  # only the chief writes the model
+    if chief:  # only the chief writes the model
         path = folder / "model.keras"
         partial = folder / "model.partial.keras"
         model.save(partial)
@@ -314,6 +323,7 @@ def run_workers(
     start_timeout: float = START_TIMEOUT,
     timeout: float = RUN_TIMEOUT,
     command: list[str] | None = None,
+    report: bool = False,
 ) -> Run:
     """Returns the :class:`Run` of ``workers`` local processes training with TF_CONFIG clusters.
 
@@ -322,7 +332,8 @@ def run_workers(
     ``<output_dir>/distributed/``. A worker that has not joined within ``start_timeout``
     seconds, that exits with an error, or a run past ``timeout`` stops every worker and raises
     :class:`DistributedError` naming the worker and its last lines: never a hang. ``command``
-    replaces the worker's command line (tests use it to start a worker that fails).
+    replaces the worker's command line (tests use it to start a worker that fails). With
+    ``report``, each epoch's loss is printed as the chief reports it.
     """
     import numpy as np
 
@@ -399,6 +410,8 @@ def run_workers(
             output[index].append(line)
             if line.startswith("READY"):
                 ready.add(index)
+            if report and index == 0 and line.startswith(("EPOCH", "RESUMED")):
+                _report(*line.split(" ", 1))
     finally:
         for process in processes:
             if process.poll() is None:
@@ -430,6 +443,14 @@ def run_workers(
         started_from=said["MODEL"][0][0] if said["MODEL"] else "",
         output=output,
     )
+
+
+def _report(kind: str, values: str) -> None:
+    if kind == "RESUMED":
+        print(f"resumed from the backup after epoch {json.loads(values)[0]}", flush=True)
+    else:
+        epoch, loss = json.loads(values)
+        print(f"epoch {epoch}: loss {loss:.4f}", flush=True)
 
 
 def largest_difference(first: list, second: list) -> float:
@@ -477,7 +498,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"starting {args.workers} workers on 127.0.0.1 ...", flush=True)
         run = run_workers(
-            cfg, args.workers, epochs=args.epochs, model_path=args.model, first_port=args.port
+            cfg,
+            args.workers,
+            epochs=args.epochs,
+            model_path=args.model,
+            first_port=args.port,
+            report=True,
         )
     except LearnerError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
@@ -485,10 +511,6 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{run.workers} workers, {run.replicas} replicas in sync; started from: {run.started_from}"
     )
-    if run.resumed_after:
-        print(f"resumed from the backup after epoch {run.resumed_after}")
-    for epoch, loss in run.losses.items():
-        print(f"epoch {epoch}: loss {loss:.4f}")
     print(f"the chief saved the model to {run.model_path} ({run.seconds:.0f} s)")
     return 0
 

@@ -127,19 +127,35 @@ def _environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     }
 
 
-def test_two_workers_train_the_same_weights_from_the_command_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "helpers.distributed", "--workers", "2", "--epochs", "2"],
+def test_two_workers_lost_after_epoch_1_resume_from_the_command_line(tmp_path):
+    command = [sys.executable, "-m", "helpers.distributed", "--workers", "2", "--epochs", "2"]
+    first = subprocess.Popen(
+        command,
         env=_environment(tmp_path),
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
-        timeout=600,
+        start_new_session=True,  # its own process group: the launcher and both workers
+    )
+    try:
+        lines = _lines(first)
+        seen = []
+        while not (seen and seen[-1].startswith("epoch 1: loss")):
+            seen.append(lines.get(timeout=300))
+            assert seen[-1] is not None, f"the run ended before epoch 1: {seen}"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # every process lost at once, no clean-up
+        first.wait()
+
+    result = subprocess.run(
+        command, env=_environment(tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
+    assert "resumed from the backup after epoch 1" in out
+    assert "epoch 1: loss" not in out and "epoch 2: loss" in out  # only the 2nd epoch ran
     assert "2 workers, 2 replicas in sync" in out
-    assert "epoch 1: loss" in out and "epoch 2: loss" in out
     folder = tmp_path / "out" / "distributed"
     assert f"saved the model to {folder / 'model.keras'}" in out
     with np.load(folder / "weights_worker0.npz") as a, np.load(folder / "weights_worker1.npz") as b:
