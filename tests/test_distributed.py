@@ -239,3 +239,38 @@ def test_fine_tuning_killed_after_epoch_1_resumes_at_epoch_2(tmp_path):
     history = json.loads(second.stdout.split("HISTORY", 1)[1])
     assert history == [1, 2]  # fit's epoch numbers: only the 2nd and the 3rd ran
     assert not backup.exists(), "a finished run removes its backup"
+
+
+DEVICES = textwrap.dedent(
+    """
+    import dataclasses
+    from helpers import config, distributed
+    import tensorflow as tf
+
+    cfg = config.load({"TL_PROFILE": "ci", "TL_DISTRIBUTE": "mirrored:3"}, gpu=False)
+    print(distributed.setup_devices(cfg))
+    print(len(tf.config.list_logical_devices("CPU")), "logical CPU devices")
+    print(distributed.setup_devices(cfg))  # the Setup cell run again: the same devices
+    try:
+        distributed.setup_devices(dataclasses.replace(cfg, distribute="mirrored:2"))
+    except distributed.DistributedError as error:
+        print("refused:", error)
+    """
+)
+
+
+def test_logical_devices_are_made_once_and_a_late_change_asks_for_a_restart():
+    result = subprocess.run(
+        [sys.executable, "-c", DEVICES],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == lines[2] == "['/cpu:0', '/cpu:1', '/cpu:2']"
+    assert lines[1] == "3 logical CPU devices"
+    assert lines[3].startswith("refused: TensorFlow started with 3 CPU device(s)")
+    assert "Restart the kernel" in lines[3]
