@@ -125,7 +125,7 @@ class Grade:
     """One row of grades.csv: a submitted notebook and what each of its exercises got."""
 
     file: str  # relative to the submissions folder
-    notebook: str  # "01".."07", or "" when it is not one of the series'
+    notebook: str  # "01".."08", or "" when it is not one of the series'
     exercises: dict[int, str] = field(default_factory=dict)  # pass, fail, not done, error, ...
     error: str = ""  # the first error a cell raised, a time-out or why it could not run
     seconds: float = 0.0
@@ -205,7 +205,7 @@ def grade_notebook(
     grade.notebook = _notebook_number(path, notebook)
     expected = exercises.exercises_of(grade.notebook)
     if not expected:
-        grade.error = "not one of the series' notebooks (its name should start with 01_ .. 07_)"
+        grade.error = "not one of the series' notebooks (its name should start with 01_ .. 08_)"
         return grade
     deadline = time.monotonic() + time_limit
 

@@ -1,6 +1,6 @@
 """The checks after each exercise: one printed line, Kaggle Learn style (introduced in 01).
 
-Every exercise of notebooks 01-07 is followed by a cell tagged ``check``. For a code exercise it
+Every exercise of notebooks 01-08 is followed by a cell tagged ``check``. For a code exercise it
 runs ``exercises.check("01", 2, globals())``, which looks at what the learner's answer left in
 the notebook (named variables, a model, a function) and prints one line:
 
@@ -85,7 +85,7 @@ def _exercise(notebook: str, number: int, needs: tuple[str, ...], todo: str):
 
 
 def evaluate(notebook: str, exercise: int, namespace: dict) -> Result:
-    """Returns the result of exercise ``exercise`` of ``notebook`` ("01"-"07") in ``namespace``.
+    """Returns the result of exercise ``exercise`` of ``notebook`` ("01"-"08") in ``namespace``.
 
     Introduced in 01. ``namespace`` is the notebook's ``globals()``. Nothing is printed.
     """
@@ -623,3 +623,46 @@ def _disagreements(ns: dict) -> None:
         f"`flipped` holds {answer.size} indices; the two models disagree on {expected.size} images",
         "compare the signs of the two logit arrays (a positive logit means the second class)",
     )
+
+
+# --- 08 · Scale up ------------------------------------------------------------------------------
+
+
+@_exercise("08", 1, ("parts_1",), "split a batch of 9 with `strategy` into `parts_1`")
+def _uneven_batch(ns: dict) -> None:
+    parts = [_array(part).ravel() for part in ns["parts_1"]]
+    replicas = ns["strategy"].num_replicas_in_sync
+    _need(
+        len(parts) == replicas,
+        f"`parts_1` has {len(parts)} parts for {replicas} replicas",
+        "strategy.experimental_local_results gives one part per replica",
+    )
+    _need(
+        sorted(np.concatenate(parts).tolist()) == list(range(9)),
+        "the parts do not hold the 9 numbers once each",
+        "distribute one batch of all 9: Dataset.range(9).batch(9)",
+    )
+    sizes = [len(part) for part in parts]
+    _need(max(sizes) - min(sizes) <= 1, f"the parts have sizes {sizes}", "split one batch of 9")
+
+
+@_exercise("08", 2, ("steps_per_epoch", "scaled_rate"), "fill `steps_per_epoch`, `scaled_rate`")
+def _steps_and_rates(ns: dict) -> None:
+    steps, rates = ns["steps_per_epoch"], ns["scaled_rate"]
+    images, batch = int(ns["splits"].sizes["train"]), int(ns["cfg"].batch_size)
+    _need(
+        set(steps) == set(rates) == {1, 2, 8},
+        "one entry for each of 1, 2 and 8 replicas is missing",
+        "key both dictionaries by the number of replicas: 1, 2 and 8",
+    )
+    for count in (1, 2, 8):
+        _need(
+            int(steps[count]) == -(-images // (batch * count)),
+            f"{steps[count]} steps for {count} replica(s) do not cover the training set once",
+            "a global batch holds TL_BATCH_SIZE images per replica; the last batch may be smaller",
+        )
+        _need(
+            np.isclose(float(rates[count]), 1e-3 * count),
+            f"the rate for {count} replica(s) does not follow the linear scaling rule",
+            "the rule multiplies the rate by how many times larger the global batch is",
+        )

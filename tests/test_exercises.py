@@ -123,6 +123,19 @@ class History:
         self.history = history
 
 
+class _Sizes:  # what 08's exercise 2 reads of `splits` and `cfg`
+    sizes = {"train": 100}
+    batch_size = 16
+
+
+EIGHT = {
+    "splits": _Sizes,
+    "cfg": _Sizes,
+    "steps_per_epoch": {1: 7, 2: 4, 8: 1},
+    "scaled_rate": {1: 1e-3, 2: 2e-3, 8: 8e-3},
+}
+
+
 # One wrong answer per notebook (and, for the cheap ones, the right answer beside it).
 WRONG = {
     "01": (2, {"changed_weights": _array_changes}),
@@ -153,8 +166,10 @@ WRONG = {
             "flipped": np.array([1]),
         },
     ),
+    "08": (2, {**EIGHT, "scaled_rate": {1: 1e-3, 2: 1e-3, 8: 1e-3}}),  # not scaled
 }
 RIGHT = {
+    "08": (2, EIGHT),
     "01": (3, {"learns_without_recompile": False, "learns_after_recompile": True}),
     "02": (1, {"split_sizes": [9305, 2326, 2326], "cache_mb": 942.1}),
     "05": (1, {"counts": {"all": 10, 0.5: 6, 4: 8, 1: 2}}),
