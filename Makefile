@@ -7,13 +7,14 @@
 #   make fetch  download the data set and weights the active profile needs (for an offline room)
 #   make student  copies of the notebooks without solution cells, in student/
 #   make html   the executed notebooks of the last make run as a static site, <output_dir>/html/
+#   make grade SUBMISSIONS=folder  run each submitted notebook's checks: grades.csv and a summary
 PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: setup lab test run lint format strip clean fetch student html
+.PHONY: setup lab test run lint format strip clean fetch student html grade
 
 setup: $(READY)
 
@@ -27,8 +28,9 @@ lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 # Unit tests, then every notebook under nbval. TL_PROFILE defaults to ci here (offline, seconds).
+# TL_STRICT_CHECKS=1: an exercise check that does not pass on the solutions fails its notebook.
 test: setup
-	TL_PROFILE=$${TL_PROFILE:-ci} $(PY) -m pytest --nbval-lax --durations=10 $(PYTEST_ARGS)
+	TL_PROFILE=$${TL_PROFILE:-ci} TL_STRICT_CHECKS=1 $(PY) -m pytest --nbval-lax --durations=10 $(PYTEST_ARGS)
 
 run: setup
 	$(PY) -m helpers.run
@@ -52,6 +54,10 @@ student: setup
 
 html: setup
 	$(PY) -m helpers.classroom html
+
+# TIME_LIMIT: seconds per notebook (default 600); GRADES: where grades.csv goes
+grade: setup
+	$(PY) -m helpers.classroom grade "$(SUBMISSIONS)" $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) $(if $(GRADES),--to "$(GRADES)")
 
 clean:
 	rm -rf runs

@@ -115,6 +115,10 @@ class Config:
     # Epochs of 04's from-scratch baseline (a profile default, no TL_* variable): enough for its
     # validation accuracy to leave chance level, so the comparison with transfer is fair.
     scratch_epochs: int = 2
+    # The tf.distribute strategy 08 (and python -m helpers.distributed) trains with: "none",
+    # "mirrored" (every local GPU), "mirrored:N" (N replicas: N logical CPU devices without
+    # GPUs), "multiworker" (the cluster TF_CONFIG describes) or "tpu". See parse_distribute.
+    distribute: str = "none"
 
     @property
     def jit_compile(self) -> bool | str:
@@ -321,6 +325,38 @@ def parse_data(raw: str) -> str:
     )
 
 
+DISTRIBUTE_ACCEPTED = (
+    "none (one device), mirrored (every GPU of this machine), mirrored:N (N replicas, e.g. "
+    "mirrored:2: N logical CPU devices when there is no GPU, for practice), multiworker (several "
+    "machines, from TF_CONFIG) or tpu"
+)
+
+
+def parse_distribute(raw: str) -> str:
+    """Returns ``TL_DISTRIBUTE``'s value: "none", "mirrored", "mirrored:N", "multiworker", "tpu".
+
+    Introduced in 08. ``mirrored:N`` needs N >= 1; whether this machine has N GPUs is checked
+    when the strategy is made (``helpers.distributed.setup_devices``).
+    """
+    value = raw.strip().lower().replace(" ", "")
+    if value in ("none", "mirrored", "multiworker", "tpu"):
+        return value
+    problem = "is not a known strategy"
+    if value.startswith("mirrored:"):
+        count = value.split(":", 1)[1]
+        if count.isdigit() and int(count) >= 1:
+            return f"mirrored:{int(count)}"
+        problem = "needs a whole number of replicas of 1 or more after mirrored:"
+    raise ConfigError(f"TL_DISTRIBUTE={raw!r} {problem}; use {DISTRIBUTE_ACCEPTED}.")
+
+
+def gpu_count() -> int:
+    """Returns how many GPUs TensorFlow sees (without the ``cuInit`` line when there is none)."""
+    from helpers import quiet
+
+    return len(quiet.list_gpus())
+
+
 # A value to show in the "how to change it" sentence each ConfigError ends with.
 _EXAMPLES = {
     "TL_PROFILE": "quick",
@@ -336,6 +372,7 @@ _EXAMPLES = {
     "TL_SEED": "1337",
     "TL_OUTPUT_DIR": "runs/mine",
     "TL_STORED_VIEWS": "0",
+    "TL_DISTRIBUTE": "none",
 }
 
 
@@ -434,6 +471,12 @@ def _load(env: Mapping[str, str], gpu: bool | None) -> Config:
     unfreeze_value = env.get("TL_UNFREEZE", "").strip()
     if unfreeze_value:
         settings["unfreeze"] = parse_unfreeze(unfreeze_value)
+
+    distribute_value = env.get("TL_DISTRIBUTE", "").strip()
+    if distribute_value:
+        settings["distribute"] = parse_distribute(distribute_value)
+    else:  # several GPUs: use them all; one device otherwise
+        settings["distribute"] = "mirrored" if gpu and gpu_count() > 1 else "none"
 
     minimum = _MIN_IMAGE_SIZE[settings["backbone"]]
     if settings["image_size"] < minimum:

@@ -6,6 +6,7 @@ what is not the lesson: where files go, how histories are joined, how features a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -301,14 +302,37 @@ def transfer_model(cfg: Config, splits, epochs: int | None = None):
     return model, history
 
 
-def fine_tune(model, cfg: Config, splits, *, learning_rate: float = 1e-5, verbose: int = 0):
+def backup_folder(cfg: Config, stage: str) -> Path:
+    """Returns where ``keras.callbacks.BackupAndRestore`` keeps ``stage``'s unfinished training.
+
+    Introduced in 05 (``stage`` ``fine_tuning``): under ``TL_OUTPUT_DIR``, in a folder named after
+    the settings that shape the model, so a backup is only resumed by the same run.
+    """
+    from helpers import models
+
+    settings = models._settings(cfg, "fine_tuned_model")
+    tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return Path(cfg.output_dir) / "backup" / f"{stage}_{tag}"
+
+
+def fine_tune(
+    model,
+    cfg: Config,
+    splits,
+    *,
+    learning_rate: float = 1e-5,
+    verbose: int = 0,
+    callbacks: tuple = (),
+):
     """Returns the History of 05's fine-tuning of ``model`` (a classifier with a trained head).
 
     Introduced in 05, where each step stands in the notebook: the base unfrozen (all of it, or
     its top part per ``cfg.unfreeze``, ``TL_UNFREEZE``), every BatchNormalization layer kept
     frozen (inference mode), a low learning rate, EarlyStopping. With a frozen bottom and
     ``cfg.stored_views`` (``TL_STORED_VIEWS``), the bottom runs once over that many views of each
-    training image and the top trains on what it stored.
+    training image and the top trains on what it stored. ``BackupAndRestore`` saves each finished
+    epoch in :func:`backup_folder`: run again after a lost kernel, it resumes after the last
+    finished epoch; a finished run removes the backup. ``callbacks`` are added after it.
     """
     from helpers import models
 
@@ -330,7 +354,11 @@ def fine_tune(model, cfg: Config, splits, *, learning_rate: float = 1e-5, verbos
         validation_data=validation_data,
         epochs=cfg.fine_tune_epochs,
         callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=3, restore_best_weights=True
+            ),
+            keras.callbacks.BackupAndRestore(str(backup_folder(cfg, "fine_tuning"))),
+            *callbacks,
         ],
         verbose=verbose,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import os
 
 import nbformat
@@ -10,6 +11,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from helpers import classroom
+from helpers.errors import LearnerError
 from helpers.run import NOTEBOOKS, numbered_notebooks
 
 # A 1x1 PNG: the smallest figure an executed notebook can hold.
@@ -57,17 +59,119 @@ def test_student_copies_of_the_series_have_no_solutions(tmp_path):
         assert not [c for c in cells if "solution" in c.metadata.get("tags", [])]
 
 
-def test_a_student_copy_runs_top_to_bottom(tmp_path):
-    """The first notebook's student copy, executed in the ci profile (about 15 s)."""
-    from nbclient import NotebookClient
+def _insert_before(notebook, cell_id: str, source: str):
+    """Returns ``notebook`` with a new code cell holding ``source`` before the cell ``cell_id``."""
+    index = [cell.get("id") for cell in notebook.cells].index(cell_id)
+    notebook.cells.insert(index, new_code_cell(source))
+    return notebook
 
-    written = classroom.student_copies(NOTEBOOKS, tmp_path / "student")
-    copy = min(written)
-    notebook = nbformat.read(copy, as_version=4)
-    env = {**os.environ, "TL_PROFILE": "ci", "TL_OUTPUT_DIR": str(tmp_path / "runs")}
-    client = NotebookClient(notebook, kernel_name="python3", timeout=300)
-    client.execute(cwd=str(NOTEBOOKS), env=env)  # raises CellExecutionError on any error
-    assert all(c.execution_count for c in notebook.cells if c.cell_type == "code")
+
+def test_grade_gives_each_submission_its_row(tmp_path):
+    """make grade over 01 submitted four ways, plus a broken file (about 45 s in ci).
+
+    Solved (the teacher's notebook), an empty student copy (which also proves a student copy
+    runs top to bottom), two answers right and one wrong, and a notebook that raises: each gets
+    its row, and nothing in the submissions folder changes.
+    """
+    from conftest import tree_hashes
+
+    teacher = NOTEBOOKS / "01_trainable_layers.ipynb"
+    student = classroom.student_copies(NOTEBOOKS, tmp_path / "student")
+    empty = next(path for path in student if path.name == teacher.name)
+    submissions = tmp_path / "submissions"
+    for name in ("ana", "ben", "cleo", "dan"):
+        (submissions / name).mkdir(parents=True)
+    nbformat.write(nbformat.read(teacher, as_version=4), submissions / "ana" / teacher.name)
+    nbformat.write(nbformat.read(empty, as_version=4), submissions / "ben" / teacher.name)
+    solutions = [
+        c.source
+        for c in nbformat.read(teacher, as_version=4).cells
+        if "solution" in c.metadata.get("tags", [])
+    ]
+    partly = nbformat.read(empty, as_version=4)
+    _insert_before(partly, "check-01-1", solutions[0])  # right
+    _insert_before(partly, "check-01-2", solutions[1])  # right
+    wrong_order = (
+        solutions[3]
+        .replace(
+            "base.trainable = False  # first",
+            "base.layers[-1].trainable = True\nbase.trainable = False  #",
+        )
+        .replace("base.layers[-1].trainable = True  # ...then", "# ...then")
+    )
+    wrong_order = wrong_order.split("trainable = [w.path")[0]  # without the solution's asserts
+    _insert_before(partly, "check-01-4", wrong_order)
+    nbformat.write(partly, submissions / "cleo" / "01_trainable_layers_cleo.ipynb")
+    raising = nbformat.read(empty, as_version=4)
+    raising.cells.insert(3, new_code_cell('raise RuntimeError("my own bug")'))
+    nbformat.write(raising, submissions / "dan" / teacher.name)
+    (submissions / "dan" / "02_data.ipynb").write_text("{ not json", encoding="utf-8")
+    before = tree_hashes(submissions)
+
+    target = tmp_path / "grades"
+    env = {**os.environ, "TL_PROFILE": "ci"}
+    env.pop("TL_OUTPUT_DIR", None)
+    grades = classroom.grade(submissions, target, time_limit=300, environ=env, echo=lambda _: None)
+
+    rows = {row["file"]: row for row in csv.DictReader((target / "grades.csv").open())}
+    exercises = ["exercise_1", "exercise_2", "exercise_3", "exercise_4"]
+
+    def marks(file):
+        return [rows[file][column] for column in exercises]
+
+    assert marks("ana/01_trainable_layers.ipynb") == ["pass"] * 4
+    assert rows["ana/01_trainable_layers.ipynb"]["error"] == ""
+    assert marks("ben/01_trainable_layers.ipynb") == ["not done"] * 4
+    assert rows["ben/01_trainable_layers.ipynb"]["error"] == "", "a student copy runs"
+    assert marks("cleo/01_trainable_layers_cleo.ipynb") == ["pass", "pass", "not done", "fail"]
+    assert rows["cleo/01_trainable_layers_cleo.ipynb"]["passed"] == "2/4"
+    assert marks("dan/01_trainable_layers.ipynb") == ["not done"] * 4
+    assert "RuntimeError: my own bug" in rows["dan/01_trainable_layers.ipynb"]["error"]
+    assert "not a readable notebook" in rows["dan/02_data.ipynb"]["error"]
+    assert len(rows) == len(grades) == 5
+    assert tree_hashes(submissions) == before, "the submitted files are only read"
+    executed = nbformat.read(target / "executed" / "cleo" / "01_trainable_layers_cleo.ipynb", 4)
+    assert any("wrong" in str(c.get("outputs")) for c in executed.cells), "the learner's view"
+    text = classroom.summary(grades)
+    assert len(text.splitlines()) < 25
+    assert " 1/4" in text and "RuntimeError" in text
+
+
+def test_grade_stops_a_notebook_at_the_time_limit(tmp_path):
+    # The limit is per notebook: a cell that outlives it ends that notebook's run, not the grading.
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    cells = [new_code_cell("import time\ntime.sleep(120)"), new_code_cell("print('after')")]
+    nbformat.write(new_notebook(cells=cells), submissions / "01_slow.ipynb")
+    env = {**os.environ, "TL_PROFILE": "ci"}
+    (row,) = classroom.grade(submissions, tmp_path / "grades", time_limit=8, environ=env, echo=str)
+    assert "time limit of 8 s" in row.error
+    assert row.exercises == {1: "error", 2: "error", 3: "error", 4: "error"}
+    assert row.seconds < 60
+
+
+def test_grade_summary_of_a_class_fits_one_screen():
+    grades = [
+        classroom.Grade(
+            f"learner{i}/0{n}_x.ipynb", f"0{n}", {1: "pass", 2: "fail", 3: "self-check"}
+        )
+        for i in range(30)
+        for n in (4, 5)
+    ]
+    grades += [
+        classroom.Grade(f"late{i}.ipynb", "", error="not one of the series'") for i in range(15)
+    ]
+    text = classroom.summary(grades).splitlines()
+    assert len(text) <= 25
+    assert text[1].split() == ["04", "30", "30/30", "0/30", "self"]
+    assert "15 with an error:" in text and text[-1].endswith("5 more in grades.csv")
+
+
+def test_grade_without_a_folder_says_what_to_pass(tmp_path, capsys):
+    assert classroom.main(["grade"]) == 2
+    assert "make grade SUBMISSIONS=" in capsys.readouterr().err
+    with pytest.raises(LearnerError, match="No .ipynb files"):
+        classroom.grade(tmp_path, tmp_path / "grades")
 
 
 README = """# Title

@@ -1,0 +1,668 @@
+"""The checks after each exercise: one printed line, Kaggle Learn style (introduced in 01).
+
+Every exercise of notebooks 01-08 is followed by a cell tagged ``check``. For a code exercise it
+runs ``exercises.check("01", 2, globals())``, which looks at what the learner's answer left in
+the notebook (named variables, a model, a function) and prints one line:
+
+- ``Exercise 2: correct.``
+- ``Exercise 2: not done yet: ...`` when the names the answer defines are missing, or
+- ``Exercise 2: wrong: <what is wrong>. Hint: <where to look>`` (never the solution).
+
+Exercises that ask for an explanation get a markdown cell of self-check questions instead
+(``SELF_CHECK``): no fake check. ``make grade`` (``helpers.classroom``) reads the printed lines.
+With ``TL_STRICT_CHECKS=1`` (set by ``make test``) a check that is not correct raises
+``CheckFailed``, so a solution notebook whose check fails stops its nbval run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from helpers.errors import LearnerError
+
+CORRECT, NOT_DONE, WRONG = "correct", "not done yet", "wrong"
+STRICT_VARIABLE = "TL_STRICT_CHECKS"
+# The printed line, as make grade parses it.
+LINE = re.compile(r"^Exercise (\d+) \((\d\d)\): (correct|not done yet|wrong)\b")
+
+
+class CheckFailed(LearnerError):
+    """A check that is not correct while ``TL_STRICT_CHECKS=1`` (the test run) asks for strict."""
+
+
+class Wrong(Exception):
+    """Raised by a check function: the answer is there but does not have the property checked."""
+
+    def __init__(self, what: str, hint: str):
+        super().__init__(what)
+        self.what, self.hint = what, hint
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one check found: ``status`` (correct, not done yet, wrong) and the printed ``line``."""
+
+    notebook: str
+    exercise: int
+    status: str
+    line: str
+
+
+@dataclass(frozen=True)
+class Exercise:
+    needs: tuple[str, ...]  # the names the learner's answer defines
+    test: Callable[[dict], None]  # raises Wrong when the answer lacks the property
+    todo: str  # what "not done yet" asks for
+
+
+CHECKS: dict[tuple[str, int], Exercise] = {}
+# Exercises that ask for an explanation: a list of self-check questions, nothing run.
+SELF_CHECK = {("04", 1), ("05", 3), ("06", 3)}
+
+
+def exercises_of(notebook: str) -> list[int]:
+    """Returns the numbers of ``notebook``'s exercises (checked and self-check), in order.
+
+    Used by ``make grade`` (``helpers.classroom``) for the columns of a notebook's row.
+    """
+    numbers = {n for (nb, n) in CHECKS if nb == notebook} | {
+        n for (nb, n) in SELF_CHECK if nb == notebook
+    }
+    return sorted(numbers)
+
+
+def _exercise(notebook: str, number: int, needs: tuple[str, ...], todo: str):
+    def register(test: Callable[[dict], None]) -> Callable[[dict], None]:
+        CHECKS[(notebook, number)] = Exercise(needs, test, todo)
+        return test
+
+    return register
+
+
+def evaluate(notebook: str, exercise: int, namespace: dict) -> Result:
+    """Returns the result of exercise ``exercise`` of ``notebook`` ("01"-"08") in ``namespace``.
+
+    Introduced in 01. ``namespace`` is the notebook's ``globals()``. Nothing is printed.
+    """
+    entry = CHECKS[(notebook, exercise)]
+    head = f"Exercise {exercise} ({notebook}): "
+    missing = [name for name in entry.needs if name not in namespace]
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        line = (
+            f"{head}{NOT_DONE}: {entry.todo} (this notebook has no {names} yet). Write your "
+            "answer in a cell above, run it, then run this cell again."
+        )
+        return Result(notebook, exercise, NOT_DONE, line)
+    try:
+        entry.test(namespace)
+    except Wrong as wrong:
+        line = f"{head}{WRONG}: {wrong.what}. Hint: {wrong.hint}"
+        return Result(notebook, exercise, WRONG, line)
+    except Exception as error:  # an answer of the wrong kind (a string for a model, ...)
+        line = (
+            f"{head}{WRONG}: checking your answer raised {type(error).__name__}: {error}. "
+            f"Hint: {entry.todo}."
+        )
+        return Result(notebook, exercise, WRONG, line)
+    return Result(notebook, exercise, CORRECT, f"{head}{CORRECT}.")
+
+
+def check(notebook: str, exercise: int, namespace: dict) -> None:
+    """Prints one line: whether your answer to the exercise works (introduced in 01).
+
+    Run it in the cell after the exercise: ``exercises.check("01", 2, globals())``. It never
+    shows the solution. With ``TL_STRICT_CHECKS=1`` (the test run) anything but correct raises
+    ``CheckFailed``.
+    """
+    result = evaluate(notebook, exercise, namespace)
+    print(result.line, flush=True)
+    if result.status != CORRECT and os.environ.get(STRICT_VARIABLE, "") not in ("", "0"):
+        raise CheckFailed(f"{result.line} ({STRICT_VARIABLE} is set: checks must pass)")
+
+
+def _need(condition: bool, what: str, hint: str) -> None:
+    if not condition:
+        raise Wrong(what, hint)
+
+
+def _array(value) -> np.ndarray:
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+# --- 01 · Trainable layers --------------------------------------------------------------------
+
+
+@_exercise("01", 1, ("conv", "conv_norm"), "build `conv` (Conv2D) and `conv_norm` (BatchNorm)")
+def _counts_of_conv_and_batchnorm(ns: dict) -> None:
+    import keras
+
+    conv, norm = ns["conv"], ns["conv_norm"]
+    _need(
+        isinstance(conv, keras.layers.Conv2D) and isinstance(norm, keras.layers.BatchNormalization),
+        "`conv` must be a Conv2D layer and `conv_norm` a BatchNormalization layer",
+        "keras.layers.Conv2D(8, 3) and keras.layers.BatchNormalization()",
+    )
+    _need(
+        conv.built and norm.built,
+        "a layer has no weights until it is built",
+        "call .build(input_shape) on each, or call it on a batch of images",
+    )
+    _need(
+        tuple(conv.kernel.shape) == (3, 3, 3, 8),
+        f"the kernel of `conv` has shape {tuple(conv.kernel.shape)}",
+        "8 filters of 3x3 over 3 input channels (build it on shape (None, 32, 32, 3))",
+    )
+    _need(
+        (len(conv.trainable_weights), len(conv.non_trainable_weights)) == (2, 0)
+        and conv.count_params() == 3 * 3 * 3 * 8 + 8,
+        "`conv` does not have its trainable kernel and bias",
+        "is it frozen? A Conv2D has two trainable weights",
+    )
+    _need(
+        (len(norm.trainable_weights), len(norm.non_trainable_weights)) == (2, 2)
+        and norm.count_params() == 4 * 8,
+        "`conv_norm` should normalize the 8 channels that `conv` outputs, with 2 trainable and "
+        "2 non-trainable weights",
+        "build it on the output shape of `conv`, (None, 30, 30, 8)",
+    )
+
+
+@_exercise("01", 2, ("changed_weights",), "define the function `changed_weights(before, after)`")
+def _changed_weights(ns: dict) -> None:
+    changed_weights = ns["changed_weights"]
+    before = {"kernel": np.zeros((3, 2), "float32"), "bias": np.zeros(2, "float32")}
+    same = {name: value.copy() for name, value in before.items()}
+    nudged = {name: value.copy() for name, value in before.items()}
+    nudged["kernel"][1, 1] += 1e-6
+    moved = {name: value + 1.0 for name, value in before.items()}
+    hint = "compare each pair of arrays with np.array_equal (a.all() == b.all() proves nothing)"
+    _need(list(changed_weights(before, same)) == [], "two equal snapshots gave changes", hint)
+    _need(
+        list(changed_weights(before, nudged)) == ["kernel"],
+        "a change of 1e-6 in one element of a kernel of zeros was not reported as ['kernel']",
+        hint,
+    )
+    _need(
+        list(changed_weights(before, moved)) == ["kernel", "bias"],
+        "when every weight changed, the answer was not ['kernel', 'bias'] (names, in order)",
+        "return a list of the names, in the order of `before`",
+    )
+
+
+@_exercise(
+    "01",
+    3,
+    ("learns_without_recompile", "learns_after_recompile"),
+    "set `learns_without_recompile` and `learns_after_recompile` to True or False",
+)
+def _recompile(ns: dict) -> None:
+    values = ns["learns_without_recompile"], ns["learns_after_recompile"]
+    _need(
+        all(isinstance(value, bool) for value in values),
+        "both answers must be True or False",
+        "what did changed_weights say after each fit?",
+    )
+    _need(
+        values == (False, True),
+        "one of your two answers does not match what the experiment shows",
+        "snapshot the first layer before each fit and compare with changed_weights afterwards",
+    )
+
+
+@_exercise("01", 4, ("base", "classifier"), "build `base` and `classifier`, then freeze")
+def _freeze_all_but_last(ns: dict) -> None:
+    import keras
+
+    base, classifier = ns["base"], ns["classifier"]
+    kinds = [type(layer) for layer in getattr(base, "layers", [])]
+    _need(
+        kinds == [keras.layers.Dense, keras.layers.BatchNormalization, keras.layers.Dense],
+        "`base` should hold Dense, BatchNormalization, Dense",
+        "keras.Sequential([keras.Input((8,)), Dense(16), BatchNormalization(), Dense(16)])",
+    )
+    _need(
+        any(layer is base for layer in classifier.layers),
+        "`base` is not a layer of `classifier`",
+        "put `base` inside a model with a Dense(1) head",
+    )
+    _need(
+        [layer.trainable for layer in base.layers] == [False, False, True],
+        "in `base`, only the last Dense layer should be trainable",
+        "the order of the two assignments matters: the base's flag reaches every layer inside",
+    )
+    count = len(classifier.trainable_weights)
+    _need(
+        count == 4,
+        f"`classifier` has {count} trainable weights",
+        "count the trainable weights of the base's last Dense layer and of the head",
+    )
+
+
+# --- 02 · Data ----------------------------------------------------------------------------------
+
+TFDS_IMAGES = 23_262
+
+
+@_exercise("02", 1, ("split_sizes", "cache_mb"), "compute `split_sizes` and `cache_mb`")
+def _split_sizes(ns: dict) -> None:
+    sizes = [int(size) for size in _array(ns["split_sizes"]).ravel()]
+    bounds = [round(TFDS_IMAGES * percent / 100) for percent in (0, 40, 50, 60)]
+    expected = np.diff(bounds).tolist()
+    _need(
+        sizes == expected,
+        f"`split_sizes` is {sizes}",
+        "TFDS turns a percentage into an index by rounding: train[:40%] ends at round(0.4 * N)",
+    )
+    megabytes = sum(expected) * 150 * 150 * 3
+    _need(
+        any(
+            abs(float(ns["cache_mb"]) - megabytes / unit) < 0.01 * megabytes / unit
+            for unit in (1e6, 2**20)
+        ),
+        f"`cache_mb` is {float(ns['cache_mb']):.0f}",
+        "the cache holds every image as uint8: height x width x 3 bytes each",
+    )
+
+
+@_exercise("02", 2, ("holiday_scan",), "scan your copied folder into `holiday_scan`")
+def _holiday_scan(ns: dict) -> None:
+    scan = ns["holiday_scan"]
+    skipped = [item.path for item in scan.skipped]
+    _need(
+        any(path.name == "holiday.jpg" and path.parent.name == "cat" for path in skipped),
+        "the report does not list cat/holiday.jpg as skipped",
+        "write a text file named holiday.jpg into the copy's cat/ folder before scanning",
+    )
+    listed = [str(path) for path in list(scan.files) + skipped]
+    _need(
+        not any(".ipynb_checkpoints" in path for path in listed),
+        "a file inside .ipynb_checkpoints was used or reported",
+        "data.scan_folder ignores hidden folders: scan the copy, not the original",
+    )
+
+
+@_exercise("02", 3, ("has_jpeg_signature",), "define the function `has_jpeg_signature(path)`")
+def _jpeg_signature(ns: dict) -> None:
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    has_signature = ns["has_jpeg_signature"]
+    jpeg, png = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 120, 40)).save(jpeg, "JPEG")
+    Image.new("RGB", (8, 8), (200, 120, 40)).save(png, "PNG")
+    files = {
+        "whole.jpg": (jpeg.getvalue(), True),
+        "cut.jpg": (jpeg.getvalue()[:40], True),
+        "picture.jpg": (png.getvalue(), False),
+        "note.jpg": (b"not a photo", False),
+        "empty.jpg": (b"", False),
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, (content, expected) in files.items():
+            path = Path(scratch) / name
+            path.write_bytes(content)
+            answer = has_signature(path)
+            _need(
+                bool(answer) == expected,
+                f"for {'a' if expected else 'a non-JPEG'} file like {name} it says {answer!r}",
+                "read the first 3 bytes in binary mode ('rb') and compare with b'\\xff\\xd8\\xff'",
+            )
+
+
+@_exercise("02", 4, ("shuffled_ds",), "build `shuffled_ds` from `validation_ds`")
+def _reshuffled(ns: dict) -> None:
+    def contents(dataset) -> np.ndarray:
+        return np.concatenate(
+            [_array(images).reshape(len(images), -1).sum(axis=1) for images, _ in dataset]
+        )
+
+    reference = contents(ns["validation_ds"])
+    passes = [contents(ns["shuffled_ds"]) for _ in range(20)]
+    _need(
+        sorted(passes[0]) == sorted(reference),
+        "`shuffled_ds` does not hold the validation images",
+        "start from validation_ds: unbatch(), shuffle(...), batch(...)",
+    )
+    _need(
+        len(reference) < 2 or any(not np.array_equal(passes[0], p) for p in passes[1:]),
+        "20 passes over `shuffled_ds` all gave the same order",
+        "shuffle() must come after any cache() and reshuffles each pass by default",
+    )
+
+
+# --- 03 · Augmentation --------------------------------------------------------------------------
+
+
+def _layers_in(model) -> list:
+    return list(getattr(model, "layers", [model]))
+
+
+@_exercise("03", 1, ("upside_down",), "build the augmentation `upside_down`")
+def _vertical_flip(ns: dict) -> None:
+    import keras
+
+    flips = [
+        layer
+        for layer in _layers_in(ns["upside_down"])
+        if isinstance(layer, keras.layers.RandomFlip)
+    ]
+    _need(bool(flips), "`upside_down` has no RandomFlip layer", "start from augment.build's layers")
+    _need(
+        any(layer.get_config()["mode"] == "horizontal_and_vertical" for layer in flips),
+        "its RandomFlip does not flip vertically",
+        "RandomFlip takes a mode: see its documentation for the one that flips both ways",
+    )
+
+
+@_exercise("03", 2, ("one", "again", "other"), "make the copies `one`, `again` and `other`")
+def _repeatable(ns: dict) -> None:
+    one, again, other = (_array(ns[name]) for name in ("one", "again", "other"))
+    _need(
+        one.size > 0 and one.shape == again.shape == other.shape,
+        "the copies differ in shape",
+        "make the same number of copies of the same image each time",
+    )
+    _need(
+        np.array_equal(one, again),
+        "two augmentations built with the same seed gave different images",
+        "build each augmentation afresh with the same seed, and make the same calls",
+    )
+    _need(
+        not np.array_equal(one, other),
+        "another seed gave the same images",
+        "is the transformation random at all? (a factor of 0 changes nothing)",
+    )
+
+
+@_exercise("03", 3, ("constant", "reflect"), "rotate `image` into `constant` and `reflect`")
+def _fill_modes(ns: dict) -> None:
+    constant, reflect = _array(ns["constant"]), _array(ns["reflect"])
+    _need(
+        constant.shape == reflect.shape and constant.ndim == 3,
+        "`constant` and `reflect` should be two images of the same shape",
+        "call the layer on image[tf.newaxis] and take [0]",
+    )
+    _need(
+        np.all(constant[0, 0] == 0),
+        "the corner of `constant` is not black",
+        'fill_mode="constant" fills with fill_value, 0 by default; training=True applies it',
+    )
+    _need(
+        not np.array_equal(constant, reflect),
+        "the two rotations are identical",
+        "the default fill_mode is 'reflect': leave it out for `reflect`",
+    )
+
+
+@_exercise("03", 4, ("train_ds",), "map the augmentation over `splits.train` into `train_ds`")
+def _augmented_pipeline(ns: dict) -> None:
+    import tensorflow as tf
+
+    images_spec = ns["train_ds"].element_spec[0]
+    before = ns["splits"].train.element_spec[0]
+    _need(
+        images_spec.dtype == tf.float32,
+        f"the images of `train_ds` are {images_spec.dtype.name}, not float32",
+        "map augment_batch over splits.train (the augmentation layers return float32)",
+    )
+    _need(
+        images_spec.shape[1:] == before.shape[1:],
+        f"the images have shape {images_spec.shape[1:]}, not {before.shape[1:]}",
+        "augmentation keeps the image size: map it over batches of splits.train",
+    )
+
+
+# --- 04 · Transfer learning ---------------------------------------------------------------------
+
+
+@_exercise("04", 2, ("flip_features", "history_2"), "compute `flip_features` and train `head_2`")
+def _flipped_features(ns: dict) -> None:
+    flipped, original = _array(ns["flip_features"]), _array(ns["train_features"])
+    _need(
+        flipped.shape == original.shape,
+        f"`flip_features` has shape {flipped.shape}, the training features {original.shape}",
+        "one feature vector per training image, from the same feature_extractor",
+    )
+    # The order of a training pass is shuffled: compare the sets of feature vectors.
+    _need(
+        not np.allclose(np.sort(flipped.sum(axis=1)), np.sort(original.sum(axis=1))),
+        "`flip_features` are the features of the unflipped images",
+        "map tf.image.flip_left_right over splits.train before extracting",
+    )
+    _need(
+        "val_accuracy" in ns["history_2"].history,
+        "`history_2` has no validation accuracy",
+        "pass validation_data=(val_features, val_labels) to fit",
+    )
+
+
+@_exercise("04", 3, ("double_sigmoid", "reported_3"), "train `double_sigmoid`, keep `reported_3`")
+def _double_sigmoid(ns: dict) -> None:
+    model = ns["double_sigmoid"]
+    _need(
+        model.layers[-1].get_config().get("activation") == "sigmoid",
+        "the last layer of `double_sigmoid` has no sigmoid",
+        'Dense(1, activation="sigmoid")',
+    )
+    _need(
+        getattr(model.loss, "get_config", dict)().get("from_logits") is True,
+        "its loss does not say from_logits=True",
+        "compile it as the logit head was compiled (train.compile_for_logits)",
+    )
+    share = float(np.mean(_array(ns["val_labels"])))
+    _need(
+        abs(float(ns["reported_3"]) - share) < 1e-6,
+        f"`reported_3` ({float(ns['reported_3']):.3f}) is not the accuracy Keras reports",
+        "keep the accuracy from double_sigmoid.evaluate(val_features, val_labels)",
+    )
+
+
+# --- 05 · Fine-tuning ---------------------------------------------------------------------------
+
+
+@_exercise("05", 1, ("counts",), "fill `counts` ({TL_UNFREEZE value: trainable weight arrays})")
+def _unfreeze_counts(ns: dict) -> None:
+    counts = ns["counts"]
+    _need(
+        set(counts) == {"all", 0.5, 4, 1},
+        f"`counts` has the keys {sorted(map(str, counts))}",
+        'one entry for each of "all", 0.5, 4 and 1',
+    )
+    _need(
+        all(int(value) > 0 for value in counts.values()),
+        "a count is 0",
+        "set base.trainable = True before freezing the layers below the cut, for each value",
+    )
+    _need(
+        counts["all"] > counts[4] > counts[1] and counts["all"] > counts[0.5],
+        "the counts are not in the order the cuts imply",
+        "start each count from a fully unfrozen base, and keep BatchNormalization frozen",
+    )
+
+
+@_exercise("05", 2, ("model_2", "history_2"), "fine-tune `model_2` at 1e-3 into `history_2`")
+def _high_learning_rate(ns: dict) -> None:
+    model = ns["model_2"]
+    rate = float(_array(model.optimizer.learning_rate))
+    _need(
+        np.isclose(rate, 1e-3),
+        f"the optimizer's learning rate is {rate:g}",
+        "compile with Adam(1e-3) after unfreezing",
+    )
+    losses = ns["history_2"].history.get("val_loss", [])
+    _need(
+        len(losses) == 1,
+        f"`history_2` has {len(losses)} epochs of validation loss",
+        "one epoch, with validation_data",
+    )
+
+
+# --- 06 · Evaluation ----------------------------------------------------------------------------
+
+
+@_exercise("06", 1, ("chosen",), "set `chosen` to (threshold, precision, recall), or None")
+def _lowest_threshold(ns: dict) -> None:
+    from sklearn.metrics import precision_score, recall_score
+
+    predictions = ns["predictions"]
+    labels = _array(predictions.labels)
+
+    def scores(threshold: float) -> tuple[float, float]:
+        predicted = predictions.predicted(threshold)
+        return (
+            precision_score(labels, predicted, zero_division=0),
+            recall_score(labels, predicted, zero_division=0),
+        )
+
+    reaching = [t for t in np.arange(0.01, 1.0, 0.01) if scores(t)[0] >= 0.98]
+    chosen = ns["chosen"]
+    if chosen is None:
+        _need(
+            not reaching,
+            "`chosen` is None, but a threshold reaches a dog precision of 0.98",
+            "try every threshold from 0.01 to 0.99 in steps of 0.01",
+        )
+        return
+    threshold, precision, recall = (float(value) for value in chosen)
+    right_precision, right_recall = scores(threshold)
+    _need(
+        np.isclose(precision, right_precision, atol=1e-6)
+        and np.isclose(recall, right_recall, atol=1e-6),
+        f"at {threshold:g}, scikit-learn gives a dog precision of {right_precision:.4f} and a "
+        f"recall of {right_recall:.4f}",
+        "read the dog class (class_names[1]) from threshold_report at your threshold",
+    )
+    _need(
+        right_precision >= 0.98,
+        f"the precision at {threshold:g} is below 0.98",
+        "keep the first threshold whose precision reaches 0.98",
+    )
+    _need(
+        threshold <= reaching[0] + 1e-9,
+        f"{threshold:g} is not the lowest threshold that reaches 0.98",
+        "go up from 0.01 and stop at the first one",
+    )
+
+
+@_exercise("06", 2, ("own", "other"), "compute the heatmaps `own` and `other`")
+def _other_class(ns: dict) -> None:
+    own, other = _array(ns["own"]), _array(ns["other"])
+    _need(
+        own.shape == other.shape and own.size > 0,
+        "`own` and `other` differ in shape",
+        "explain the same images twice",
+    )
+    scale = 1e-5 + 1e-4 * float(np.max(np.abs(own)))  # near 0 with random weights (ci)
+    _need(
+        float(np.max(np.abs(own))) <= 2 * scale or not np.allclose(own, other, atol=scale),
+        "`other` is the predicted class's heatmap again",
+        "grad_cam takes `classes`: one 0 or 1 per image, the class to explain",
+    )
+    _need(
+        np.allclose(other, -own, atol=scale),
+        "`other` is not what explaining the other class gives",
+        "pass the class each image was not predicted as (own_logits > 0 says which was)",
+    )
+
+
+# --- 07 · Use your model ------------------------------------------------------------------------
+
+
+@_exercise("07", 1, ("answers", "dogs"), "read the JSON answers into `answers` and count `dogs`")
+def _dogs_from_json(ns: dict) -> None:
+    answers = ns["answers"]
+    _need(
+        isinstance(answers, list) and answers and all("class_name" in a for a in answers),
+        "`answers` is not the list the command prints with --json",
+        "json.loads what it prints: one entry per photo, each with a class_name",
+    )
+    expected = sum(answer["class_name"] == "dog" for answer in answers)
+    _need(
+        int(ns["dogs"]) == expected,
+        f"`dogs` is {ns['dogs']}, not the number of answers whose class is dog",
+        "count the entries whose class_name is 'dog'",
+    )
+
+
+@_exercise("07", 2, ("probability",), "compute `probability` from the SavedModel's logit")
+def _saved_model_probability(ns: dict) -> None:
+    from helpers import predict
+
+    probability = float(ns["probability"])
+    _need(
+        0.0 <= probability <= 1.0,
+        f"`probability` is {probability:g}, not a probability",
+        "serve returns a logit: apply the sigmoid, 1 / (1 + exp(-logit))",
+    )
+    keras_answer = predict.predict_image(ns["predictor"], ns["photo_paths"][0])
+    keras_probability = 1 / (1 + np.exp(-float(keras_answer.logit)))
+    _need(
+        abs(probability - keras_probability) < 0.01,
+        f"Keras gives P({ns['predictor'].class_names[1]}) = {keras_probability:.3f} for "
+        f"{ns['photo_paths'][0].name}",
+        "call serve on the first photo, decoded with 3 channels, as a batch of one",
+    )
+
+
+@_exercise("07", 3, ("flipped",), "find the indices `flipped` where the 8-bit model disagrees")
+def _disagreements(ns: dict) -> None:
+    small, plain = _array(ns["small_logits"]).ravel(), _array(ns["plain_logits"]).ravel()
+    expected = np.flatnonzero((small > 0) != (plain > 0))
+    answer = np.sort(_array(ns["flipped"]).ravel().astype(np.int64))
+    _need(
+        np.array_equal(answer, expected),
+        f"`flipped` holds {answer.size} indices; the two models disagree on {expected.size} images",
+        "compare the signs of the two logit arrays (a positive logit means the second class)",
+    )
+
+
+# --- 08 · Scale up ------------------------------------------------------------------------------
+
+
+@_exercise("08", 1, ("parts_1",), "split a batch of 9 with `strategy` into `parts_1`")
+def _uneven_batch(ns: dict) -> None:
+    parts = [_array(part).ravel() for part in ns["parts_1"]]
+    replicas = ns["strategy"].num_replicas_in_sync
+    _need(
+        len(parts) == replicas,
+        f"`parts_1` has {len(parts)} parts for {replicas} replicas",
+        "strategy.experimental_local_results gives one part per replica",
+    )
+    _need(
+        sorted(np.concatenate(parts).tolist()) == list(range(9)),
+        "the parts do not hold the 9 numbers once each",
+        "distribute one batch of all 9: Dataset.range(9).batch(9)",
+    )
+    sizes = [len(part) for part in parts]
+    _need(max(sizes) - min(sizes) <= 1, f"the parts have sizes {sizes}", "split one batch of 9")
+
+
+@_exercise("08", 2, ("steps_per_epoch", "scaled_rate"), "fill `steps_per_epoch`, `scaled_rate`")
+def _steps_and_rates(ns: dict) -> None:
+    steps, rates = ns["steps_per_epoch"], ns["scaled_rate"]
+    images, batch = int(ns["splits"].sizes["train"]), int(ns["cfg"].batch_size)
+    _need(
+        set(steps) == set(rates) == {1, 2, 8},
+        "one entry for each of 1, 2 and 8 replicas is missing",
+        "key both dictionaries by the number of replicas: 1, 2 and 8",
+    )
+    for count in (1, 2, 8):
+        _need(
+            int(steps[count]) == -(-images // (batch * count)),
+            f"{steps[count]} steps for {count} replica(s) do not cover the training set once",
+            "a global batch holds TL_BATCH_SIZE images per replica; the last batch may be smaller",
+        )
+        _need(
+            np.isclose(float(rates[count]), 1e-3 * count),
+            f"the rate for {count} replica(s) does not follow the linear scaling rule",
+            "the rule multiplies the rate by how many times larger the global batch is",
+        )
