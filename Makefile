@@ -7,13 +7,14 @@
 #   make fetch  download the data set and weights the active profile needs (for an offline room)
 #   make student  copies of the notebooks without solution cells, in student/
 #   make html   the executed notebooks of the last make run as a static site, <output_dir>/html/
+#   make compat  01, 04, 05, 07 under the oldest, newest and Colab's TensorFlow/Keras (throwaway venvs)
 PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: setup lab test run lint format strip clean fetch student html
+.PHONY: setup lab test run lint format strip clean fetch student html compat
 
 setup: $(READY)
 
@@ -52,6 +53,10 @@ student: setup
 
 html: setup
 	$(PY) -m helpers.classroom html
+
+# Not part of make test: it builds one venv per version set (about 2 GB each) and takes a while.
+compat: setup
+	$(PY) -m helpers.compat $(COMPAT_ARGS)
 
 clean:
 	rm -rf runs
