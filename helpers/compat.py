@@ -166,6 +166,7 @@ def run_set(name: str, packages: list[str], root: Path, work: Path) -> dict:
         capture_output=True,
         text=True,
         env=simulated_colab_env(root),
+        cwd=work,  # not the checkout: its tl_helpers.egg-info would count as installed
     )
     after = freeze(python)
     row["versions"] = {package: after.get(package) for package in WATCHED}
