@@ -140,7 +140,8 @@ def _pip(python: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("ERROR", "fatal", "ColabSetupError"))]
+    starts = ("ERROR", "fatal", "ColabSetupError")
+    errors = [line for line in lines if line.startswith(starts) or " stopped: " in line]
     return (errors or lines or ["?"])[-1][:200]
 
 
