@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m helpers.compat", description=__doc__.split("\n\n")[1]
     )
     parser.add_argument(
-        "sets", nargs="*", default=list(VERSION_SETS), help=f"of {list(VERSION_SETS)} (all)"
+        "sets", nargs="*", help=f"of {list(VERSION_SETS)} (default: all, unless --set is given)"
     )
     parser.add_argument(
         "--set",
@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="where the environments go (a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the environments afterwards")
     args = parser.parse_args(argv)
-    sets = {name: VERSION_SETS[name] for name in args.sets if name in VERSION_SETS}
+    names = args.sets or ([] if args.set else list(VERSION_SETS))
+    sets = {name: VERSION_SETS[name] for name in names if name in VERSION_SETS}
     unknown = [name for name in args.sets if name not in VERSION_SETS]
     if unknown:
         parser.error(f"unknown set(s) {unknown}; known: {list(VERSION_SETS)}")
