@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
@@ -92,3 +93,46 @@ def test_setup_report_warns_outside_the_tested_range(monkeypatch):
     report = config.environment_report(cfg)
     warnings = [line for line in report.splitlines() if line.startswith("Warning")]
     assert len(warnings) == 1 and "keras" in warnings[0] and "(tested: >=99)" in warnings[0]
+
+
+def _run_block_with(monkeypatch, versions_before: dict, versions_after: dict) -> str:
+    """Returns what the Colab block prints when pip succeeds and turns ``before`` into ``after``."""
+    import importlib.metadata
+    import subprocess
+    import types
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    state = {"versions": {**versions_before, "tl-helpers": None}}
+
+    def version(name):
+        found = state["versions"].get(name)
+        if found is None:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return found
+
+    def pip(command, **kwargs):
+        assert command[-1] == f"tl-helpers @ git+{helpers.REPOSITORY_URL}"
+        state["versions"] = {**versions_after, "tl-helpers": "0.1.0"}
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setattr(subprocess, "run", pip)
+    printed = StringIO()
+    with redirect_stdout(printed):
+        exec(compile(compat.colab_block(NOTEBOOKS[0]), "block", "exec"), {})
+    return printed.getvalue()
+
+
+COLAB = {"tensorflow": "2.20.0", "keras": "3.13.2", "ipywidgets": "7.7.1"}
+
+
+def test_the_colab_block_is_silent_when_it_keeps_colabs_versions(monkeypatch):
+    assert _run_block_with(monkeypatch, COLAB, COLAB) == ""
+
+
+def test_the_colab_block_says_in_one_line_what_pip_changed(monkeypatch):
+    printed = _run_block_with(monkeypatch, {**COLAB, "tensorflow": "2.15.0"}, COLAB)
+    assert len(printed.strip().splitlines()) == 1
+    assert "tensorflow 2.15.0 -> 2.20.0" in printed and "keras" not in printed
