@@ -27,7 +27,7 @@ from pathlib import Path
 from helpers import REPOSITORY_URL
 
 # The ranges `python -m helpers.compat` passed with (TEACHING.md has the table).
-TESTED_VERSIONS = {"tensorflow": ">=2.16,<2.22", "keras": ">=3.8,<3.16"}
+TESTED_VERSIONS = {"tensorflow": ">=2.20,<2.22", "keras": ">=3.13.2,<3.16"}
 
 # Colab's runtime as googlecolab/backend-info's pip-freeze.txt lists it (commit a7240792,
 # 2026-08-19 "Upgrade to Python 3.13"; read 2026-11-30). Colab runs Python 3.13; here 3.11.
@@ -56,7 +56,7 @@ COLAB_PACKAGES = [
 
 # name -> what is preinstalled before the package (a Jupyter kernel in each: any Jupyter has one)
 VERSION_SETS = {
-    "oldest": ["tensorflow==2.16.2", "keras==3.8.0", "ipykernel"],  # 3.3.3-3.5.0 failed
+    "oldest": ["tensorflow==2.20.0", "keras==3.13.2", "ipykernel"],  # older: TEACHING.md
     "newest": ["tensorflow==2.21.0", "keras==3.15.1", "ipykernel"],
     "colab": COLAB_PACKAGES,
 }
