@@ -8,13 +8,14 @@
 #   make student  copies of the notebooks without solution cells, in student/
 #   make html   the executed notebooks of the last make run as a static site, <output_dir>/html/
 #   make grade SUBMISSIONS=folder  run each submitted notebook's checks: grades.csv and a summary
+#   make compat  01, 04, 05, 07 under the oldest, newest and Colab's TensorFlow/Keras (throwaway venvs)
 PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: setup lab test run lint format strip clean fetch student html grade
+.PHONY: setup lab test run lint format strip clean fetch student html grade compat
 
 setup: $(READY)
 
@@ -58,6 +59,10 @@ html: setup
 # TIME_LIMIT: seconds per notebook (default 600); GRADES: where grades.csv goes
 grade: setup
 	$(PY) -m helpers.classroom grade "$(SUBMISSIONS)" $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) $(if $(GRADES),--to "$(GRADES)")
+
+# Not part of make test: it builds one venv per version set (about 2 GB each) and takes a while.
+compat: setup
+	$(PY) -m helpers.compat $(COMPAT_ARGS)
 
 clean:
 	rm -rf runs

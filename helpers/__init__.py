@@ -14,6 +14,13 @@ from helpers import quiet
 if "ipykernel" in sys.modules:
     quiet.import_tensorflow()
 
+# Colab draws ipywidgets 8 only through its custom widget manager: turn it on in the Setup cell
+# (helpers/colab.py); the explorers show a static view where widgets cannot be drawn.
+if "google.colab" in sys.modules:
+    from helpers import colab
+
+    colab.widgets_render()
+
 # fit() says it ignores shuffle=True for a tf.data.Dataset: true, and our datasets shuffle
 # themselves (train only). The message would only distract from the lesson.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed", category=UserWarning)

@@ -153,7 +153,11 @@ _CPU_NOTE = {
 
 
 def environment_report(cfg: Config) -> str:
-    """Returns the Setup cell's lines: versions, the active profile's settings, and the GPU."""
+    """Returns the Setup cell's lines: versions, the active profile's settings, and the GPU.
+
+    A TensorFlow or Keras outside the tested range (``helpers.compat.TESTED_VERSIONS``) adds a
+    one-line warning under the versions.
+    """
     import sys
 
     import keras
@@ -168,10 +172,15 @@ def environment_report(cfg: Config) -> str:
         device = f"GPU: none ({_CPU_NOTE[cfg.profile]})"
         if cfg.profile == "full":
             device += "\n" + setting_hint("TL_PROFILE", "quick")
+    from helpers import compat
+
+    # one line when TensorFlow or Keras is outside the versions `make compat` tested
+    warning = compat.version_warning({"tensorflow": tf.__version__, "keras": keras.__version__})
     return "\n".join(
         [
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
             f"Python {sys.version.split()[0]}",
+            *([warning] if warning else []),
             device,
             f"Settings (profile {cfg.profile!r}; change them with TL_* environment variables):",
             cfg.describe(),

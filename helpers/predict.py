@@ -262,7 +262,8 @@ def upload_result(predictor: Predictor, uploads) -> str:
     """Returns the HTML the upload widget shows for ``uploads`` (a ``FileUpload.value``).
 
     Introduced in 07: one line per uploaded file, e.g. ``cat.jpg: dog (87.5%)``, or why the
-    file could not be used. ``uploads`` holds dicts with ``name`` and ``content`` (bytes).
+    file could not be used. ``uploads`` holds dicts with ``name`` and ``content`` (bytes), as
+    ipywidgets 8 gives them, or maps file names to dicts with ``content`` (ipywidgets 7).
     """
     from html import escape
 
@@ -270,6 +271,8 @@ def upload_result(predictor: Predictor, uploads) -> str:
 
     if not uploads:
         return "Choose a photo to classify."
+    if isinstance(uploads, dict):  # ipywidgets 7 (Colab's): {file name: {"content": ...}}
+        uploads = [{"name": name, **upload} for name, upload in uploads.items()]
     lines = []
     for upload in uploads:
         name = upload.get("name", "photo")
@@ -293,6 +296,15 @@ def upload_widget(predictor: Predictor):
 
     Introduced in 07. Works in JupyterLab and Colab; the logic is :func:`upload_result`.
     """
+    from helpers import colab
+
+    if not colab.widgets_render():
+        from IPython.display import HTML
+
+        return HTML(
+            f"<p><i>{colab.static_note()}</i></p>Classify a photo in code instead: upload it in "
+            "Colab's Files pane, then <code>predict.predict_image(predictor, path)</code>."
+        )
     import ipywidgets as w
 
     upload = w.FileUpload(accept="image/*", multiple=False, description="Upload a photo")

@@ -14,7 +14,14 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 
-from helpers import augment, viz
+from helpers import augment, colab, viz
+
+
+def _static_view(html: str = ""):
+    """Returns the note that widgets cannot be drawn here, above ``html``, as displayable HTML."""
+    from IPython.display import HTML
+
+    return HTML(f"<p><i>{colab.static_note()}</i></p>{html}")
 
 
 def _count(weights) -> int:
@@ -61,6 +68,8 @@ def trainable_explorer(model: keras.Model):
     parameters that updates on every click. The checkboxes change ``model`` itself: recompile
     it before training (01 shows why).
     """
+    if not colab.widgets_render():
+        return _static_view(f"<b>{format_counts(trainable_counts(model))}</b>")
     import ipywidgets as w
 
     boxes = {
@@ -116,8 +125,12 @@ def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None)
 
     ``images`` are (h, w, 3) images with 0-255 values; ``titles`` name them in the picker.
     """
-    import ipywidgets as w
     from IPython.display import display
+
+    if not colab.widgets_render():  # the first image's grid with the default settings
+        display(_static_view())
+        return augmentation_figure(images[0])
+    import ipywidgets as w
 
     titles = list(titles) if titles is not None else [f"image {i}" for i in range(len(images))]
     picker = w.Dropdown(
@@ -196,6 +209,8 @@ def threshold_explorer(predictions, class_names: Sequence[str], value: float = 0
     Moving the slider recomputes the confusion matrix and each class's precision and recall
     (:func:`threshold_html`); nothing is retrained or re-predicted.
     """
+    if not colab.widgets_render():
+        return _static_view(threshold_html(predictions, value, class_names))
     import ipywidgets as w
 
     slider = w.FloatSlider(
