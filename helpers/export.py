@@ -15,6 +15,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from helpers import files
+
 
 @contextlib.contextmanager
 def _quiet():
@@ -60,14 +62,15 @@ def export_saved_model(model: keras.Model, path: str | Path, image_size: int) ->
     """Returns ``path`` after exporting ``model`` as a TF SavedModel that prepares photos itself.
 
     Introduced in 07. Its ``serve`` function takes a uint8 batch ``(n, height, width, 3)`` of any
-    height and width (one photo: ``photo[None]``) and returns ``(n, 1)`` logits.
+    height and width (one photo: ``photo[None]``) and returns ``(n, 1)`` logits. The folder is
+    written under a temporary name and renamed into place (``helpers.files.atomic_path``).
     """
     import tensorflow as tf
 
     path = Path(path)
-    with _quiet():
+    with _quiet(), files.atomic_path(path) as temporary:  # the old export stays until it is done
         with_preparation(model, image_size).export(
-            str(path),
+            str(temporary),
             format="tf_saved_model",
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="photo")],
             verbose=False,
@@ -86,8 +89,8 @@ def export_litert(model: keras.Model, path: str | Path, *, quantize: bool = Fals
 
     path = Path(path)
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize else {}
-    with _quiet():
-        model.export(str(path), format="litert", verbose=False, **options)
+    with _quiet(), files.atomic_path(path) as temporary:
+        model.export(str(temporary), format="litert", verbose=False, **options)
     return path
 
 
