@@ -63,3 +63,25 @@ def test_cell_gaps_reads_nbclient_timestamps():
 
     notebook = nbformat.v4.new_notebook(cells=[cell("07:50", "07:56"), cell("17:54", "17:55")])
     assert cell_gaps(notebook) == [(notebook.cells[1].id, 598.0)]  # the stall the issue saw
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path
+    )
+    return path
+
+
+def test_make_run_prints_no_kernel_warning_and_no_colour_codes(tmp_path, monkeypatch, capfd):
+    from helpers import run
+
+    monkeypatch.setenv("TL_PROFILE", "ci")
+    monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "runs"))
+    good = _notebook(tmp_path / "01_good.ipynb", "print('ok')")
+    bad = _notebook(tmp_path / "02_bad.ipynb", "1 / 0")
+    assert run.main([str(good), str(bad)]) == 1
+    err = capfd.readouterr().err
+    assert "without encryption" not in err, "the kernel's TCP warning"
+    stopped = [line for line in err.splitlines() if "stopped:" in line]
+    assert stopped == ["  02_bad.ipynb stopped: ZeroDivisionError: division by zero"], err
+    assert not list(tmp_path.glob("kernel-ipc*")) and not list(Path.cwd().glob("kernel-ipc*"))
