@@ -85,3 +85,12 @@ def test_make_run_prints_no_kernel_warning_and_no_colour_codes(tmp_path, monkeyp
     stopped = [line for line in err.splitlines() if "stopped:" in line]
     assert stopped == ["  02_bad.ipynb stopped: ZeroDivisionError: division by zero"], err
     assert not list(tmp_path.glob("kernel-ipc*")) and not list(Path.cwd().glob("kernel-ipc*"))
+
+
+def test_make_lab_turns_off_the_jupyter_news_prompt():
+    makefile = (NOTEBOOKS.parent / "Makefile").read_text()
+    recipe = makefile.split("\nlab: setup\n", 1)[1].split("\n\n", 1)[0]
+    disable = recipe.splitlines()[0]
+    assert "labextension disable" in disable and "$(NEWS_PLUGIN)" in disable
+    assert "NEWS_PLUGIN := @jupyterlab/apputils-extension:announcements" in makefile
+    assert "jupyter lab" in recipe.splitlines()[1], "disabled before JupyterLab starts"
