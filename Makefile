@@ -26,7 +26,12 @@ $(READY): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(READY)
 
+# The announcements plugin asks "Would you like to get notified about official Jupyter news?" on
+# first start and fetches news and updates from the internet: off for this .venv (sys-prefix).
+NEWS_PLUGIN := @jupyterlab/apputils-extension:announcements
+
 lab: setup
+	$(VENV)/bin/jupyter labextension disable --level=sys_prefix $(NEWS_PLUGIN) >/dev/null 2>&1 || true
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 # Unit tests, then every notebook under nbval. TL_PROFILE defaults to ci here (offline, seconds).

@@ -394,7 +394,9 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
     ways to change the setting.
     """
     try:
-        return _load(os.environ if env is None else env, gpu)
+        cfg = _load(os.environ if env is None else env, gpu)
+        check_output_dir(cfg.output_dir)
+        return cfg
     except ConfigError as error:
         named = re.match(r"(TL_\w+)=", str(error))
         if named is None or "%env" in str(error):
@@ -402,6 +404,35 @@ def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Co
         variable = named.group(1)
         hint = setting_hint(variable, _EXAMPLES.get(variable, "<value>"))
         raise ConfigError(f"{error} {hint}") from None
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Raises :class:`ConfigError` unless ``output_dir`` can be created and written to.
+
+    Introduced in 01 (every Setup cell, through :func:`load`): a read-only output folder stops
+    the notebook at its first line, with one message, not at its first figure. A damaged
+    ``metrics.json`` there is set aside as ``metrics.json.damaged`` now, before any work.
+    """
+    import tempfile
+
+    from helpers import files
+
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"TL_OUTPUT_DIR={str(output_dir)!r}: the output folder cannot be written to "
+            f"({error.strerror or type(error).__name__}); models, metrics and figures go there. "
+            "Choose a folder you can write to (e.g. one in your home folder), or fix its "
+            "permissions."
+        ) from None
+    files.read_json_or_set_aside(
+        output_dir / "metrics.json",
+        "A fresh metrics.json is started; run the earlier notebooks again to fill in their "
+        "results.",
+    )
 
 
 def _load(env: Mapping[str, str], gpu: bool | None) -> Config:

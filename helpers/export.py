@@ -1,8 +1,9 @@
-"""Export the trained model for use outside Keras: a TF SavedModel and LiteRT (TFLite) files.
+"""Plumbing for 07's exports (the ``model.export`` calls themselves stand in 07's cells).
 
-Introduced in 07. The SavedModel's serving function takes a uint8 photo of any size and does the
-centre crop and resize itself (the same :func:`helpers.data.resize` as training); the LiteRT
-files take the prepared square, as phones usually feed a camera frame already resized.
+Introduced in 07: :class:`PreparePhoto` puts the centre crop and resize of training (the same
+:func:`helpers.data.resize`) in front of the model, so the SavedModel takes a uint8 photo of any
+size; :class:`LiteRTModel` runs a ``.tflite`` file one prepared image at a time; the rest
+measures size, speed, agreement and accuracy. :func:`quiet` hides the converters' log lines.
 """
 
 from __future__ import annotations
@@ -54,41 +55,6 @@ def with_preparation(model: keras.Model, image_size: int) -> keras.Model:
     """Returns ``model`` behind :class:`PreparePhoto`: uint8 photos of any size in, logits out."""
     photos = keras.Input(shape=(None, None, 3), dtype="uint8", name="photo")
     return keras.Model(photos, model(PreparePhoto(image_size)(photos)), name="photo_classifier")
-
-
-def export_saved_model(model: keras.Model, path: str | Path, image_size: int) -> Path:
-    """Returns ``path`` after exporting ``model`` as a TF SavedModel that prepares photos itself.
-
-    Introduced in 07. Its ``serve`` function takes a uint8 batch ``(n, height, width, 3)`` of any
-    height and width (one photo: ``photo[None]``) and returns ``(n, 1)`` logits.
-    """
-    import tensorflow as tf
-
-    path = Path(path)
-    with quiet():
-        with_preparation(model, image_size).export(
-            str(path),
-            format="tf_saved_model",
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="photo")],
-            verbose=False,
-        )
-    return path
-
-
-def export_litert(model: keras.Model, path: str | Path, *, quantize: bool = False) -> Path:
-    """Returns ``path`` (a ``.tflite`` file) after exporting ``model`` for the LiteRT runtime.
-
-    Introduced in 07. ``quantize=True`` applies dynamic-range quantization (weights stored as
-    8-bit integers, about 4 times smaller; activations stay float) through the converter option
-    ``optimizations=[tf.lite.Optimize.DEFAULT]``, which ``model.export`` passes on.
-    """
-    import tensorflow as tf
-
-    path = Path(path)
-    options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize else {}
-    with quiet():
-        model.export(str(path), format="litert", verbose=False, **options)
-    return path
 
 
 class LiteRTModel:

@@ -7,7 +7,6 @@ rescale inside the model and want raw 0-255 pixels.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from helpers import files
 from helpers.config import Config
 from helpers.errors import LearnerError, setting_hint
 
@@ -222,11 +222,42 @@ def count_changed(before: list[np.ndarray], after: list[np.ndarray]) -> int:
     return sum(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def _settings(cfg: Config, name: str = "") -> dict:
-    """Returns the settings a saved model depends on (a later notebook must match them).
+def _split(cfg: Config) -> str:
+    """Returns how the images are split into train / validation / test, in a few words."""
+    from helpers import data
 
-    05's fine-tuned model also depends on how it was fine-tuned (``TL_UNFREEZE``,
-    ``TL_STORED_VIEWS``); 04's does not, so changing those keeps 04's model usable.
+    if cfg.data == "tfds":
+        return "tfds " + " ".join(data.TFDS_SPLITS[cfg.profile])
+    test = "a test folder" if cfg.test_data else f"test {data.TEST_FRACTION}"
+    return f"validation {data.VALIDATION_FRACTION}, {test}"
+
+
+# The TL_* variable behind each recorded setting, to say which one differs.
+SETTING_VARIABLES = {
+    "backbone": "TL_BACKBONE",
+    "alpha": "TL_ALPHA",
+    "weights": "TL_WEIGHTS",
+    "image_size": "TL_IMAGE_SIZE",
+    "data": "TL_DATA",
+    "test_data": "TL_TEST_DATA",
+    "split": "TL_DATA / TL_TEST_DATA / TL_PROFILE",
+    "seed": "TL_SEED",
+    "batch_size": "TL_BATCH_SIZE",
+    "epochs": "TL_EPOCHS",
+    "fine_tune_epochs": "TL_FINE_TUNE_EPOCHS",
+    "unfreeze": "TL_UNFREEZE",
+    "stored_views": "TL_STORED_VIEWS",
+}
+
+
+def _settings(cfg: Config, name: str = "") -> dict:
+    """Returns every setting that changes a saved model's weights (a later notebook must match).
+
+    The base and its input (backbone, width, weights, image size), the images (data and test
+    data, the split, the seed that shuffles and splits them), and how the head was trained
+    (batch size, epochs). 05's fine-tuned model also depends on how it was fine-tuned
+    (``TL_FINE_TUNE_EPOCHS``, ``TL_UNFREEZE``, ``TL_STORED_VIEWS``); 04's does not, so changing
+    those keeps 04's model usable.
     """
     settings = {
         "backbone": cfg.backbone,
@@ -234,10 +265,30 @@ def _settings(cfg: Config, name: str = "") -> dict:
         "weights": cfg.weights,
         "image_size": cfg.image_size,
         "data": cfg.data,
+        "test_data": cfg.test_data,
+        "split": _split(cfg),
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "epochs": cfg.epochs,
     }
     if name == "fine_tuned_model":
-        settings.update(unfreeze=cfg.unfreeze, stored_views=cfg.stored_views)
+        settings.update(
+            fine_tune_epochs=cfg.fine_tune_epochs,
+            unfreeze=cfg.unfreeze,
+            stored_views=cfg.stored_views,
+        )
     return settings
+
+
+def _fingerprint(path: Path) -> dict:
+    """Returns the size and SHA-256 of a file: the sidecar names the model it belongs to."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def save(model: keras.Model, cfg: Config, name: str, class_names: list[str] | None = None) -> Path:
@@ -245,36 +296,107 @@ def save(model: keras.Model, cfg: Config, name: str, class_names: list[str] | No
 
     A ``<name>.json`` beside it records the settings it was trained with, for :func:`load_saved`,
     and what prediction needs (07): the class names (by default those of ``cfg.data``), the
-    image size and the backbone.
+    image size and the backbone. Both are written atomically (``helpers.files``), the model
+    first, then the sidecar naming the model's size and SHA-256: a save interrupted midway
+    leaves the previous model and sidecar, or a sidecar that does not match the new model
+    (:func:`load_saved` then treats the pair as absent), never a half-written file.
     """
     from helpers import data
 
     path = Path(cfg.output_dir) / f"{name}.keras"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
-    sidecar = {**_settings(cfg, name), "class_names": list(class_names or data.class_names(cfg))}
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    with files.atomic_path(path) as temporary:
+        model.save(temporary)
+    sidecar = {
+        **_settings(cfg, name),
+        "class_names": list(class_names or data.class_names(cfg)),
+        "model_file": _fingerprint(path),
+    }
+    files.atomic_write_json(path.with_suffix(".json"), sidecar)
     return path
+
+
+def check_pair(path: Path) -> tuple[dict | None, str]:
+    """Returns ``(sidecar, problem)`` for a saved ``.keras`` file and its ``.json`` sidecar.
+
+    Introduced in 05. ``problem`` is "" when both are there and belong together; otherwise it
+    names the file that is missing, damaged, or does not match (a save interrupted between the
+    model and its sidecar), and ``sidecar`` is None.
+    """
+    settings_path = path.with_suffix(".json")
+    if not path.is_file():
+        return None, f"no {path.name} in {path.parent}"
+    damage = keras_file_damage(path)
+    if damage:
+        return None, damage
+    if not settings_path.is_file():
+        return None, f"{path} has no settings file beside it ({settings_path.name} is missing)"
+    try:
+        sidecar = files.read_json(settings_path, "")
+    except files.DamagedFileError:
+        return None, f"{settings_path} is damaged (not valid JSON)"
+    if not isinstance(sidecar, dict):
+        return None, f"{settings_path} is damaged (not a JSON object)"
+    recorded = sidecar.get("model_file")
+    if recorded is not None and recorded != _fingerprint(path):
+        return None, (
+            f"{path} does not match its settings file {settings_path.name} (a save was "
+            "interrupted, or one of the two files was replaced)"
+        )
+    return sidecar, ""
+
+
+def keras_file_damage(path: Path) -> str:
+    """Returns why ``path`` is not a complete ``.keras`` file (a zip archive), or "" if it is one.
+
+    Introduced in 05. Keras reports a truncated or empty ``.keras`` file as "File not found";
+    this names what is wrong with the file that is there.
+    """
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return f"{path} is empty (0 bytes: a save was interrupted)"
+    if not zipfile.is_zipfile(path):
+        return f"{path} is damaged ({size:,} bytes, not a complete .keras archive)"
+    return ""
+
+
+def differences(saved: dict, expected: dict) -> list[str]:
+    """Returns one ``TL_X: saved -> now`` phrase per setting that differs (introduced in 05)."""
+    return [
+        f"{SETTING_VARIABLES.get(key, key)} was {saved.get(key, 'not recorded')!r}, now {value!r}"
+        for key, value in expected.items()
+        if saved.get(key, object()) != value
+    ]
 
 
 def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
     """Returns ``(model, why)``: a model a notebook saved, or None and why it cannot be used.
 
     The model comes back uncompiled: the notebook compiles it with the settings it needs.
-    Introduced in 05. A model saved with other settings (another backbone, image size, data ...)
-    is not used, so changing ``TL_*`` between notebooks never mixes two runs.
+    Introduced in 05. A model saved with other settings (another backbone, image size, data,
+    epochs, seed ...) is not used, and ``why`` names the settings that differ, so changing
+    ``TL_*`` between notebooks never mixes two runs. A missing, damaged or mismatched model or
+    sidecar is treated as absent (the notebook trains again), and ``why`` names the file.
     """
     path = Path(cfg.output_dir) / f"{name}.keras"
-    settings_path = path.with_suffix(".json")
-    if not path.is_file():
-        notebook = {"transfer_model": "04", "fine_tuned_model": "05"}.get(name, "the notebook")
-        return None, f"no {path.name} in {path.parent} (run {notebook} first to reuse its model)"
-    saved = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    notebook = {"transfer_model": "04", "fine_tuned_model": "05"}.get(name, "the notebook")
+    retrain = f"run {notebook} again to save a new one, or let this notebook train it"
+    sidecar, problem = check_pair(path)
+    if sidecar is None:
+        if not path.is_file():
+            return None, f"{problem} (run {notebook} first to reuse its model)"
+        return None, f"{problem}; not used ({retrain})"
     expected = _settings(cfg, name)
-    saved = {key: saved[key] for key in expected if key in saved}  # not the class names
-    if saved != expected:
-        return None, f"{path} was trained with other settings ({saved or 'unknown'})"
-    return keras.saving.load_model(path, compile=False), f"loaded {path}"
+    differ = differences(sidecar, expected)
+    if differ:
+        return None, f"{path} was trained with other settings ({'; '.join(differ)})"
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # truncated, not a zip, saved by another Keras ...
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        return None, f"{path} is damaged and cannot be loaded ({first}); not used ({retrain})"
+    return model, f"loaded {path}"
 
 
 def for_inference(model: keras.Model) -> keras.Model:

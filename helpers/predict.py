@@ -95,16 +95,30 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
             f"No trained model at {model_path}. Run notebooks/05_fine_tuning.ipynb (it saves one "
             "there), or pass the path of a saved model: --model path/to/fine_tuned_model.keras"
         )
+    from helpers import files, models
+
+    again = "Run notebooks/05_fine_tuning.ipynb again (it saves a new one), or delete the file."
+    damage = models.keras_file_damage(model_path)
+    if damage:
+        raise PredictError(f"{damage}. {again}")
     try:
         model = keras.saving.load_model(model_path, compile=False)
-    except Exception as error:  # not a Keras file, truncated, saved by another Keras ...
+    except Exception as error:  # not a Keras file, saved by another Keras ...
         message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise PredictError(
             f"{model_path} cannot be loaded as a Keras model ({type(error).__name__}: {message}). "
             "Pass a .keras file saved by 05 (models.save)."
         ) from None
     sidecar_path = model_path.with_suffix(".json")
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    sidecar = {}
+    if sidecar_path.is_file():
+        try:
+            sidecar = files.read_json(sidecar_path, again)
+        except files.DamagedFileError as error:
+            raise PredictError(str(error)) from None
+        _, problem = models.check_pair(model_path)
+        if problem:
+            raise PredictError(f"{problem}. {again}")
     notes = []
     image_size = int(model.input_shape[1])
     class_names = sidecar.get("class_names")
@@ -317,6 +331,17 @@ def upload_widget(predictor: Predictor):
     return w.HBox([upload, result])
 
 
+def _positive_int(text: str) -> int:
+    """Returns ``text`` as a whole number of 1 or more; argparse reports anything else."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of 1 or more, e.g. 32")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.predict",
@@ -342,10 +367,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON list (file, class_name, probability, logit per image) instead",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (32)")
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="images per batch (32)"
+    )
     parser.add_argument(
         "--top",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="K",
         help="also print the next likeliest classes: K classes and probabilities per image (1)",
@@ -396,9 +423,6 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     for note in predictor.notes:
         print(f"note: {note}", file=sys.stderr)
-    if args.top < 1:
-        print(f"error: --top {args.top}: give a whole number of classes >= 1", file=sys.stderr)
-        return 2
     top = min(args.top, len(predictor.class_names))
     predictions, problems = predict_files(predictor, args.paths, args.batch_size, top)
     for name, reason in problems:

@@ -8,6 +8,7 @@ settings and writes the executed copies to ``<output_dir>/notebooks/``;
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -68,8 +69,33 @@ def patient(get_msg, poll_seconds: float = POLL_SECONDS):
     return get_msg_in_slices
 
 
+def kernel_transport(folder: str) -> dict[str, str]:
+    """Returns the kernel manager's transport settings: local sockets in ``folder`` on POSIX.
+
+    Over TCP (the default) ipykernel warns "Kernel is running over TCP without encryption" in
+    every run; Unix sockets in a private temporary folder need no encryption and print nothing.
+    Windows has no Unix-socket transport in ZeroMQ, so it keeps TCP.
+    """
+    import os
+
+    if os.name == "nt":
+        return {}
+    return {"transport": "ipc", "ip": os.path.join(folder, "kernel")}
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes in tracebacks
+
+
+def plain(text: str) -> str:
+    """Returns ``text`` without ANSI colour codes (for a line written to a file or a pipe)."""
+    return ANSI.sub("", text)
+
+
 def execute(path: Path, output_folder: Path) -> float:
     """Returns the seconds it took to execute ``path``, saving the executed copy."""
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
     class Client(NotebookClient):
@@ -81,14 +107,16 @@ def execute(path: Path, output_folder: Path) -> float:
 
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = Client(
-        notebook,
-        timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
     try:
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
+            client = Client(
+                notebook,
+                km=AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets)),
+                timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+            )
+            client.execute()
     finally:
         output_folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, output_folder / path.name)
@@ -120,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = execute(path, output_folder)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
             # the learner-facing part is the cell's own error (or why the kernel stopped)
-            last_line = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            last_line = (plain(str(error)).strip().splitlines() or [type(error).__name__])[-1]
             print(f"  {path.name} stopped: {last_line}", file=sys.stderr)
             print(
                 f"  the executed copy, with the full error, is in {output_folder}", file=sys.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers import progress
+from helpers import files, progress
 from helpers.config import Config
 
 
@@ -173,34 +173,66 @@ def history_path(cfg: Config, stage: str) -> Path:
 
 
 def save_history(cfg: Config, stage: str, history: keras.callbacks.History | dict) -> Path:
-    """Returns the path of ``history`` (a History or its ``.history`` dict) saved as JSON."""
+    """Returns the path of ``history`` (a History or its ``.history`` dict) saved as JSON.
+
+    Introduced in 04; written atomically (``helpers.files``).
+    """
     values = history.history if hasattr(history, "history") else history
-    path = history_path(cfg, stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({k: [float(v) for v in vs] for k, vs in values.items()}, indent=1))
-    return path
+    return files.atomic_write_json(
+        history_path(cfg, stage), {k: [float(v) for v in vs] for k, vs in values.items()}
+    )
+
+
+_HISTORY_NOTEBOOK = {"transfer_learning": "04", "fine_tuning": "05"}
 
 
 def load_history(cfg: Config, stage: str) -> dict[str, list[float]] | None:
-    """Returns the saved history of ``stage``, or None when it was never saved."""
+    """Returns the saved history of ``stage``, or None (with a warning) when missing or damaged.
+
+    Introduced in 05. A damaged file is reported by name and treated as missing: a history
+    only draws curves, so the notebook goes on without it (:func:`combine_histories`).
+    """
     path = history_path(cfg, stage)
-    return json.loads(path.read_text()) if path.is_file() else None
+    notebook = _HISTORY_NOTEBOOK.get(stage, "the notebook that saves it")
+    if not path.is_file():
+        files.warn(
+            f"{path} is missing: its curves are left out (run {notebook} again to have them)."
+        )
+        return None
+    try:
+        history = files.read_json(path, "")
+    except files.DamagedFileError:
+        history = None
+    if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+        files.warn(
+            f"{path} is damaged: its curves are left out (run {notebook} again to write it "
+            "anew, or delete the file)."
+        )
+        return None
+    return history
 
 
-def combine_histories(*phases: dict[str, list[float]]) -> tuple[dict[str, list[float]], list[int]]:
+def combine_histories(
+    *phases: dict[str, list[float]] | None,
+) -> tuple[dict[str, list[float]], list[int]]:
     """Returns the phases' histories joined end to end, and the epoch where each later one starts.
 
     Introduced in 05: the head's epochs, then the fine-tuning epochs, on one time axis.
-    Only the metrics every phase recorded are kept.
+    Only the metrics every phase recorded are kept. A missing phase (None, as
+    :func:`load_history` returns for a missing file) counts as one epoch of NaN: the plot shows
+    what exists, with a gap where the missing phase would be.
     """
-    keys = [k for k in phases[0] if all(k in phase for phase in phases[1:])]
+    present = [phase for phase in phases if phase]
+    keys = [k for k in (present or [{}])[0] if all(k in phase for phase in present[1:])]
     combined: dict[str, list[float]] = {k: [] for k in keys}
     starts = []
+    length = 0
     for index, phase in enumerate(phases):
         if index:
-            starts.append(len(combined[keys[0]]) if keys else 0)
+            starts.append(length)
         for k in keys:
-            combined[k].extend(float(v) for v in phase[k])
+            combined[k].extend([float(v) for v in phase[k]] if phase else [math.nan])
+        length += len(phase[keys[0]]) if phase and keys else 1
     return combined, starts
 
 
@@ -209,19 +241,34 @@ def metrics_path(cfg: Config) -> Path:
     return Path(cfg.output_dir) / "metrics.json"
 
 
+METRICS_ADVICE = (
+    "A fresh metrics.json is started; run the earlier notebooks again to fill in their results."
+)
+
+
+def read_metrics(cfg: Config) -> dict:
+    """Returns the contents of metrics.json ({} when there is none yet).
+
+    Introduced in 04. A damaged file is not lost: it is renamed ``metrics.json.damaged`` (with a
+    warning naming both files) and the run starts a fresh one. ``config.load`` does the same
+    check in every Setup cell, so it happens before the notebook's work, not after it.
+    """
+    return files.read_json_or_set_aside(metrics_path(cfg), METRICS_ADVICE) or {}
+
+
 def record_metrics(cfg: Config, stage: str, **values: float) -> dict:
     """Returns all metrics of the run after writing ``values`` under ``stage`` in metrics.json.
 
-    Introduced in 04. Each notebook writes its own key and keeps the others' entries.
+    Introduced in 04. Each notebook writes its own key and keeps the others' entries; the file
+    is replaced atomically. Notebooks call :func:`read_metrics` in their Setup cell, so a
+    damaged file is reported (and set aside) before the work starts, not after.
     """
-    path = metrics_path(cfg)
-    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics = read_metrics(cfg)
     metrics[stage] = {
         k: (round(float(v), 4) if isinstance(v, float | np.floating) else v)
         for k, v in values.items()
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    files.atomic_write_json(metrics_path(cfg), metrics, indent=2)
     return metrics
 
 

@@ -117,6 +117,15 @@ def augmentation_figure(
     return viz.image_grid(images, titles)
 
 
+def figure_png(figure: Figure) -> bytes:
+    """Returns ``figure`` rendered as PNG bytes, for an ``ipywidgets.Image`` (03)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None):
     """Returns an ipywidgets box: an image picker and sliders that redraw an augmented grid (03).
 
@@ -124,6 +133,10 @@ def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None)
     of :func:`augmentation_figure` is redrawn.
 
     ``images`` are (h, w, 3) images with 0-255 values; ``titles`` name them in the picker.
+    The grid is an ``Image`` widget whose PNG is replaced on each change, not an ``Output``
+    widget: while a cell runs, an Output widget makes a headless runner (nbclient: nbconvert,
+    nbval, papermill) send messages to the kernel on the channel it is waiting on for the
+    cell's reply, and the reply could then be missed until the cell timeout (jupyter/nbclient#312).
     """
     from IPython.display import display
 
@@ -156,15 +169,19 @@ def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None)
     }
     flip = w.Checkbox(value=True, description="horizontal flip", indent=False)
 
-    def show(index: int, rotation: float, zoom: float, contrast: float, flip: bool) -> None:
-        display(
-            augmentation_figure(
-                images[index], rotation=rotation, zoom=zoom, contrast=contrast, flip=flip
-            )
-        )
+    def grid_png() -> bytes:
+        settings = {name: box.value for name, box in sliders.items()}
+        figure = augmentation_figure(images[picker.value], flip=flip.value, **settings)
+        return figure_png(figure)
 
-    output = w.interactive_output(show, {"index": picker, "flip": flip, **sliders})
-    return w.VBox([w.HBox([picker, flip]), w.HBox(list(sliders.values())), output])
+    grid = w.Image(value=grid_png(), format="png", layout=w.Layout(max_width="100%"))
+
+    def redraw(_change) -> None:
+        grid.value = grid_png()
+
+    for control in (picker, flip, *sliders.values()):
+        control.observe(redraw, names="value")
+    return w.VBox([w.HBox([picker, flip]), w.HBox(list(sliders.values())), grid])
 
 
 # --- 06: the decision threshold ---------------------------------------------------------------

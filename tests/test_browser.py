@@ -296,13 +296,13 @@ def test_03_slider_redraws_the_grid(executed):
     rotation = page.locator(".widget-slider", has_text="rotation")
     explorer = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=rotation).last
     rotation = explorer.locator(".widget-slider", has_text="rotation").first
-    figure = explorer.locator(".widget-output img").first
+    figure = explorer.locator("img.widget-image").first
     figure.wait_for()
     before = figure.get_attribute("src")
     rotation.locator(".noUi-handle").first.focus()
     page.keyboard.press("ArrowRight")
     wait_for_change(
-        lambda: explorer.locator(".widget-output img").first.get_attribute("src") or "",
+        lambda: explorer.locator("img.widget-image").first.get_attribute("src") or "",
         before,
         "03: the augmented grid after moving the rotation slider",
     )

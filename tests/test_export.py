@@ -30,7 +30,14 @@ def photos(count=4):
 def test_saved_model_prepares_photos_of_any_size_itself(tmp_path, model):
     import tensorflow as tf
 
-    path = export.export_saved_model(model, tmp_path / "saved", 32)
+    path = tmp_path / "saved"
+    with export.quiet():  # the same call as 07's
+        export.with_preparation(model, 32).export(
+            str(path),
+            format="tf_saved_model",
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="photo")],
+            verbose=False,
+        )
     reloaded = tf.saved_model.load(str(path))
     for photo in photos():
         served = reloaded.serve(photo[None]).numpy()
@@ -42,8 +49,17 @@ def test_saved_model_prepares_photos_of_any_size_itself(tmp_path, model):
 def test_litert_float_and_quantized_files(tmp_path, model):
     prepared = np.stack([data.prepare_image(p, 32) for p in photos(8)])
     reference = predict.logits(model, prepared)
-    float_path = export.export_litert(model, tmp_path / "model.tflite")
-    small_path = export.export_litert(model, tmp_path / "model_int8.tflite", quantize=True)
+    import tensorflow as tf
+
+    float_path, small_path = tmp_path / "model.tflite", tmp_path / "model_int8.tflite"
+    with export.quiet():  # the same calls as 07's
+        model.export(str(float_path), format="litert", verbose=False)
+        model.export(
+            str(small_path),
+            format="litert",
+            verbose=False,
+            optimizations=[tf.lite.Optimize.DEFAULT],
+        )
     float_logits = export.LiteRTModel(float_path).logits(prepared)
     np.testing.assert_allclose(float_logits, reference, atol=1e-3 * (1 + np.abs(reference).max()))
     assert export.size_mb(small_path) < 0.5 * export.size_mb(float_path)  # 8-bit weights

@@ -240,7 +240,8 @@ def test_cli_not_a_model_file(tmp_path, capsys):
     fake = tmp_path / "fake.keras"
     fake.write_text("hello")
     status, _, err = run_cli(save_image(tmp_path / "a.jpg"), "--model", fake, capsys=capsys)
-    assert status == 1 and "cannot be loaded" in err
+    assert status == 1 and str(fake) in err and "not a complete .keras archive" in err
+    assert "File not found" not in err
 
 
 def test_cli_default_model_is_the_active_profiles(tmp_path, saved, capsys, monkeypatch):

@@ -96,3 +96,21 @@ def test_augmentation_explorer_builds_without_a_browser():
     assert isinstance(box, ipywidgets.VBox)
     picker = box.children[0].children[0]
     assert picker.options == (("a", 0), ("b", 1))
+
+
+def test_augmentation_explorer_redraws_an_image_without_an_output_widget():
+    # An Output widget filled while the cell runs can stall headless runs (jupyter/nbclient#312)
+    box = widgets.augmentation_explorer([image(), image()], ["a", "b"])
+
+    def all_widgets(widget):
+        yield widget
+        for child in getattr(widget, "children", ()):
+            yield from all_widgets(child)
+
+    assert not any(isinstance(x, ipywidgets.Output) for x in all_widgets(box))
+    grid = box.children[-1]
+    assert isinstance(grid, ipywidgets.Image) and bytes(grid.value).startswith(b"\x89PNG")
+    before = bytes(grid.value)
+    rotation = box.children[1].children[0]
+    rotation.value = 0.4
+    assert bytes(grid.value) != before, "moving the rotation slider redraws the grid"
