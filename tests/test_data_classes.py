@@ -17,7 +17,12 @@ from helpers import config, data, sample
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("sample:3", "sample:3"), ("Sample:10", "sample:10"), ("sample:2", "sample"), ("tfds", "tfds")],
+    [
+        ("sample:3", "sample:3"),
+        ("Sample:10", "sample:10"),
+        ("sample:2", "sample"),
+        ("tfds", "tfds"),
+    ],
 )
 def test_sample_and_tfds_values(value, expected):
     assert config.parse_data(value) == expected
