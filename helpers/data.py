@@ -489,6 +489,7 @@ def count_classes(splits: Splits) -> dict[str, dict[str, int]]:
 
     Introduced in 02. Folders were counted when they were scanned; TFDS splits are counted here,
     by reading every label once (a pass over the split), and kept in ``splits.class_counts``.
+    Raw (:func:`load_raw`) and batched (:func:`load`) splits both work.
     """
     if not splits.class_counts:
         import tensorflow as tf
@@ -497,7 +498,7 @@ def count_classes(splits: Splits) -> dict[str, dict[str, int]]:
             labels = getattr(splits, name).map(
                 lambda *pair: pair[-1], num_parallel_calls=tf.data.AUTOTUNE
             )
-            found = [int(label) for label in labels.as_numpy_iterator()]
+            found = [int(each) for label in labels.as_numpy_iterator() for each in np.ravel(label)]
             splits.class_counts[name] = _label_counts(found, splits.class_names)
     return splits.class_counts
 

@@ -65,6 +65,32 @@ def batch_grid(dataset, class_names: Sequence[str], count: int = 9):
     return image_grid(images.numpy(), titles)
 
 
+def class_grid(dataset, class_names: Sequence[str], per_class: int = 3, *, size: float = 1.8):
+    """Returns a grid Figure with a row of ``per_class`` images for every class, titled by name.
+
+    Introduced in 02: with more than two classes, the first images of a batch may miss some
+    classes. Reads ``dataset`` (batched or not) until every class has its images, or to its end.
+    """
+    wanted = {label: [] for label in range(len(class_names))}
+    dataset = dataset.unbatch() if len(dataset.element_spec[0].shape) == 4 else dataset
+    for image, label in dataset.as_numpy_iterator():
+        row = wanted[int(label)]
+        if len(row) < per_class:
+            row.append(image)
+            if all(len(each) == per_class for each in wanted.values()):
+                break
+    figure = Figure(figsize=(per_class * size, len(class_names) * size))
+    axes = figure.subplots(len(class_names), per_class, squeeze=False)
+    for label, row in wanted.items():
+        for column, axis in enumerate(axes[label]):
+            axis.axis("off")
+            if column < len(row):
+                axis.imshow(_to_uint8(row[column]))
+                axis.set_title(str(class_names[label]), fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 def save(figure, cfg, name: str) -> Path:
     """Returns the path of ``figure`` saved as ``<output_dir>/figures/<name>.png``."""
     folder = Path(cfg.output_dir) / "figures"

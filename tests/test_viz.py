@@ -35,6 +35,17 @@ def test_batch_grid_titles_are_class_names():
     assert [axis.get_title() for axis in figure.axes] == ["cat", "dog"] * 4 + ["cat"]
 
 
+def test_class_grid_has_a_row_for_every_class():
+    # Class 2 comes last and rarely: the first batch alone would miss it.
+    labels = np.array([0, 1] * 10 + [2])
+    images = np.zeros((len(labels), 6, 6, 3), dtype=np.uint8)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    figure = viz.class_grid(dataset, ["cat", "dog", "fox"], per_class=2)
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles == ["cat", "cat", "dog", "dog", "fox", ""]  # one fox: its second panel blank
+    assert [len(axis.images) for axis in figure.axes] == [1, 1, 1, 1, 1, 0]
+
+
 def test_plot_history_draws_both_metrics_and_marks_fine_tuning():
     history = {
         "loss": [0.9, 0.5, 0.4, 0.3],
