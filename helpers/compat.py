@@ -86,7 +86,7 @@ def version_warning(versions: dict[str, str]) -> str | None:
 
 
 def colab_block(notebook: Path) -> str:
-    """Returns the Colab install block at the top of ``notebook``'s Setup cell (its first code).
+    """Returns the Colab install block: ``notebook``'s first code cell, collapsed in JupyterLab.
 
     The block runs from the first line to the end of the ``if "google.colab" ...`` statement.
     """

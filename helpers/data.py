@@ -311,7 +311,10 @@ def split_folders(folder: str | Path) -> dict[str, Path] | None:
 
 
 def images_needed(fractions: tuple[float, ...]) -> int:
-    """Returns the fewest images a class needs so :func:`split_indices` gives every part one."""
+    """Returns the fewest images a class needs so :func:`split_indices` gives every part one.
+
+    Introduced in 02: a class folder with fewer is refused by name, with its count.
+    """
     for count in range(1, 1000):
         sizes = [int(round(count * f)) for f in fractions]
         if min(sizes, default=1) >= 1 and count - sum(sizes) >= 1:
@@ -572,7 +575,10 @@ def _download_problem(builder, timeout: float = 5.0, host: str = TFDS_HOST) -> s
 
 
 def tfds_name(cfg: Config) -> str | None:
-    """Returns the TFDS data set ``cfg.data`` names (``tfds`` is cats_vs_dogs), or None."""
+    """Returns the TFDS data set ``cfg.data`` names (``tfds`` is cats_vs_dogs), or None.
+
+    Introduced in 02 (``TL_DATA=tfds`` or ``tfds:NAME``).
+    """
     if cfg.data == "tfds":
         return "cats_vs_dogs"
     return cfg.data.partition(":")[2] if cfg.data.startswith("tfds:") else None
@@ -710,7 +716,10 @@ def load_raw(cfg: Config) -> Splits:
 
 
 def sample_classes(cfg: Config) -> int | None:
-    """Returns the class count of ``TL_DATA=sample`` (2) or ``sample:N`` (N), or None."""
+    """Returns the class count of ``TL_DATA=sample`` (2) or ``sample:N`` (N), or None.
+
+    Introduced in 02.
+    """
     if cfg.data == "sample":
         return 2
     return int(cfg.data.partition(":")[2]) if cfg.data.startswith("sample:") else None

@@ -285,22 +285,23 @@ def upload_result(predictor: Predictor, uploads) -> str:
 
     if not uploads:
         return "Choose a photo to classify."
+    top = 3 if len(getattr(predictor, "class_names", ())) > 2 else 1  # N classes: the likeliest 3
     if isinstance(uploads, dict):  # ipywidgets 7 (Colab's): {file name: {"content": ...}}
         uploads = [{"name": name, **upload} for name, upload in uploads.items()]
     lines = []
     for upload in uploads:
         name = upload.get("name", "photo")
         try:
-            result = predict_image(predictor, bytes(upload["content"]), name, top=3)
+            result = predict_image(predictor, bytes(upload["content"]), name, top=top)
         except data.DataError as error:
             lines.append(
                 f"{escape(name)}: not a usable image ({escape(str(error).split(': ', 1)[-1])})"
             )
             continue
-        others = "".join(f", {escape(c)} ({p:.1%})" for c, p in result.top[1:])
+        others = "".join(f", {escape(c)} ({p:.1%})" for c, p in result.top[1:])  # N classes
         lines.append(
             f"{escape(name)}: <b>{escape(result.class_name)}</b> ({result.probability:.1%})"
-            + (others if len(predictor.class_names) > 2 else "")
+            + others
         )
     return "<br>".join(lines)
 

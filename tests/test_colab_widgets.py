@@ -72,7 +72,7 @@ def test_upload_widget_static_view_says_what_to_do_instead(no_widgets):
 
 
 def test_upload_result_reads_ipywidgets_7_uploads(monkeypatch):
-    def fake_predict(predictor, content, name):
+    def fake_predict(predictor, content, name, top=1):
         size = f"{len(content)} bytes"
         return predict.Prediction(file=name, class_name=size, probability=1.0, logit=9.0)
 

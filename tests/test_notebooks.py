@@ -103,14 +103,17 @@ def test_has_setup_summary_and_exercises_in_order(notebook):
 
 def test_setup_installs_the_helpers_only_in_colab(notebook):
     code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-    setup = code[0]
-    assert 'if "google.colab" in sys.modules:' in setup
+    # The Colab block is a cell of its own, collapsed in JupyterLab; Setup's code follows it.
+    colab = [cell for cell in notebook.cells if cell.cell_type == "code"][0]
+    assert colab.metadata.get("jupyter", {}).get("source_hidden") is True
+    setup = code[0] + code[1]
+    assert 'if "google.colab" in sys.modules:' in code[0]
     # pip installs it (tests/test_colab.py runs the block)
     assert f'"tl-helpers @ git+{helpers.REPOSITORY_URL}"' in setup
     assert "config.load()" in setup
     assert "environment_report(cfg)" in setup
     # Nothing else installs packages: the one install line lives in Setup.
-    assert not any("pip install" in source for source in code[1:])
+    assert not any("pip install" in source for source in code[2:])
 
 
 def test_exercises_have_solutions(notebook):
