@@ -60,28 +60,236 @@ def student_copies(source: Path = NOTEBOOKS, target: Path = PROJECT / "student")
     return written
 
 
-def notebook_table(readme: str, pages: dict[str, str]) -> str:
+def notebook_table(readme: str, pages: dict[str, str], marks: dict[str, str] | None = None) -> str:
     """Returns the README's "The notebooks" section with links to ``pages`` ({notebook: page}).
 
-    Links to notebooks that have no page become plain text.
+    Links to notebooks that have no page become plain text marked "not run"; ``marks``
+    ({notebook: text}) adds a mark after a link, e.g. that the notebook stopped with an error.
     """
+    marks = marks or {}
     match = re.search(r"^## The notebooks\n(.*?)(?=^## )", readme, flags=re.M | re.S)
     section = match.group(1) if match else ""
 
     def relink(link: re.Match) -> str:
         text, target = link.group(1), Path(link.group(2)).name
-        return f"[{text}]({pages[target]})" if target in pages else f"{text} (not run)"
+        if target not in pages:
+            return f"{text} **(not run)**"
+        mark = marks.get(target, "").replace("|", "/")
+        return f"[{text}]({pages[target]})" + (f" **({mark})**" if mark else "")
 
     return re.sub(r"\[([^\]]+)\]\((?:\.\./)?notebooks/([^)]+\.ipynb)\)", relink, section)
 
 
-def html_site(executed: Path, target: Path, readme: str) -> Path:
+# The widget manager that draws stored widget state in a static page (the bundle nbconvert's pages
+# otherwise load from a CDN): @jupyter-widgets/html-manager 1.x draws ipywidgets 8's state.
+# dist/embed.js needs no require.js; its icon fonts sit beside it.
+WIDGET_MANAGER = "@jupyter-widgets/html-manager@1.0.15"
+WIDGET_MANAGER_URL = (
+    "https://registry.npmjs.org/@jupyter-widgets/html-manager/-/html-manager-1.0.15.tgz"
+)
+WIDGET_MANAGER_SHA512 = (  # the registry's dist.integrity of that tarball
+    "5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA=="
+)
+WIDGET_SCRIPT = "embed.js"
+WIDGET_FOLDER = "widgets"  # in the site: widgets/embed.js and its fonts
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_cache() -> Path:
+    """Returns the folder where ``make html`` keeps the widget manager it downloaded once."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "transfer-learning-keras" / WIDGET_MANAGER.replace("/", "+")
+
+
+def widget_manager(
+    cache: Path | None = None,
+    url: str = WIDGET_MANAGER_URL,
+    sha512: str = WIDGET_MANAGER_SHA512,
+    timeout: float = 20.0,
+) -> Path | str:
+    """Returns the folder holding the widget manager's ``embed.js``, or why it cannot be had.
+
+    Used by ``make html`` (TEACHING.md). The first call downloads the package from the npm
+    registry (a few MB), checks it against the registry's checksum and keeps ``embed.js``, its
+    licence and its fonts in ``cache`` (default :func:`widget_cache`); later calls need no network.
+    """
+    import base64
+    import hashlib
+    import io
+    import shutil
+    import tarfile
+    import tempfile
+    import urllib.request
+
+    cache = widget_cache() if cache is None else cache
+    if (cache / WIDGET_SCRIPT).is_file():
+        return cache
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            archive = response.read()
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        return f"could not download {WIDGET_MANAGER} from {url} ({reason})"
+    digest = base64.b64encode(hashlib.sha512(archive).digest()).decode()
+    if digest != sha512:
+        return f"the download of {WIDGET_MANAGER} from {url} does not match its checksum"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    unpacked = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent))
+    unpacked.chmod(0o755)  # mkdtemp's 0700 would follow the copy into a shared site
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                name = Path(member.name)
+                wanted = (
+                    name.parts[:2] == ("package", "dist")
+                    and len(name.parts) == 3
+                    and (
+                        name.name.startswith(WIDGET_SCRIPT)
+                        and not name.name.endswith(".map")
+                        or name.suffix == ".woff2"
+                    )
+                )
+                if member.isfile() and (wanted or member.name == "package/LICENSE"):
+                    data = tar.extractfile(member).read()
+                    (unpacked / name.name).write_bytes(data)
+        if not (unpacked / WIDGET_SCRIPT).is_file():
+            return f"{WIDGET_MANAGER} from {url} has no dist/{WIDGET_SCRIPT}"
+        try:
+            unpacked.rename(cache)  # the whole folder appears at once
+        except OSError:  # another make html got there first
+            pass
+        return cache
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+
+
+def _run_record(notebook) -> dict:
+    from helpers.run import RUN_METADATA
+
+    return dict(notebook.metadata.get(RUN_METADATA, {}))
+
+
+def notebook_problem(notebook) -> str:
+    """Returns why an executed notebook is not a complete run ("" when it is one).
+
+    An error output ("stopped at cell N: ValueError: ..."), a run recorded as unfinished, or code
+    cells that never ran (a run that was killed).
+    """
+    error = _first_error(notebook)
+    if error:
+        return f"stopped with an error in {error}"[:200]
+    if _run_record(notebook).get("finished") is False:
+        return "did not finish"
+    if any(
+        cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None
+        for cell in notebook.cells
+    ):
+        return "not every cell ran"
+    return ""
+
+
+SETTINGS_SHOWN = ("profile", "data", "backbone", "image_size")
+
+
+def _settings_line(settings: dict) -> str:
+    if not settings:
+        return "The settings of this run are not recorded."
+    data = settings.get("data", "?")
+    if str(data).startswith("sample"):
+        data = f"{data} (images generated offline)"
+    elif str(data).startswith("tfds"):
+        data = f"{data} (TensorFlow Datasets)"
+    return (
+        f"Profile <b>{settings.get('profile', '?')}</b>, data <b>{_escape(data)}</b>, "
+        f"base {settings.get('backbone', '?')} at {settings.get('image_size', '?')} px"
+        + (f", executed {settings['executed']}" if settings.get("executed") else "")
+        + "."
+    )
+
+
+CI_NOTE = (
+    "The ci profile checks that the code runs: a base with random weights, one epoch, a few dozen "
+    "generated images. Accuracies near chance (50% for two classes) are expected; run make run "
+    "with TL_PROFILE=quick for results that mean something."
+)
+
+
+def _escape(text) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def _results_html(metrics_path: Path | None) -> str:
+    import json
+
+    from helpers.run import RESULT_COLUMNS, results_rows
+
+    if metrics_path is None or not metrics_path.is_file():
+        return "<p>No results: no metrics.json beside the executed notebooks.</p>"
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return f"<p>No results: {_escape(metrics_path)} could not be read ({_escape(error)}).</p>"
+    if not isinstance(metrics, dict):
+        return f"<p>No results: {_escape(metrics_path)} is not a JSON object.</p>"
+    head = "".join(f"<th>{_escape(column)}</th>" for column in RESULT_COLUMNS)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_escape(value)}</td>" for value in row) + "</tr>"
+        for row in results_rows(metrics)
+    )
+    return (
+        f"<h2>Results</h2>\n<p>From {_escape(metrics_path.name)} (- : the stage did not run)."
+        f"</p>\n<table><tr>{head}</tr>{rows}</table>\n"
+    )
+
+
+def _page_notes(notebook, problem: str, widgets: Path | str) -> list[str]:
+    """Returns the lines shown above a notebook's page, changing its widget outputs if needed."""
+    notes = []
+    if problem:
+        notes.append(f"**This executed copy is not a complete run: it {problem}.**")
+    has_widgets = any(
+        WIDGET_VIEW in output.get("data", {})
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
+    if has_widgets and not isinstance(widgets, Path):
+        notes.append(
+            f"**The interactive widgets of this page are not drawn:** {widgets}. Run make html "
+            "again with network once (it keeps a copy), or open the notebook in JupyterLab."
+        )
+        for cell in notebook.cells:  # a static fallback: one line where each widget would be
+            for output in cell.get("outputs", []):
+                if WIDGET_VIEW in output.get("data", {}):
+                    output["data"] = {"text/plain": "[an interactive widget: not drawn here]"}
+    return notes
+
+
+def html_site(
+    executed: Path,
+    target: Path,
+    readme: str,
+    widgets: Path | str = "the widget manager was not looked for",
+    metrics: Path | None = None,
+    settings: dict | None = None,
+) -> Path:
     """Returns the index page of a static site made from the executed notebooks in ``executed``.
 
-    One page per notebook (nbconvert's HTMLExporter, lab template, figures inline as data URIs),
-    and ``index.html`` with the README's notebook table linking to them.
+    Introduced in TEACHING.md (``make html``). One page per notebook (nbconvert's HTMLExporter,
+    lab template, figures inline as data URIs, no script from the internet), and ``index.html``:
+    the profile and data source of the run, the results table of ``metrics`` (metrics.json) and
+    the README's notebook table linking to the pages, marking notebooks that stopped or did not
+    run. ``widgets`` is the folder of the widget manager (:func:`widget_manager`), copied into the
+    site so that widgets are drawn from their stored state, or why there is none: each page with
+    widgets then says so in one line. ``settings`` (profile, data, ...) is used when the executed
+    notebooks do not record theirs.
     """
+    import shutil
+
     import mistune
+    import nbformat
     from nbconvert import HTMLExporter
 
     notebooks = numbered_notebooks(executed)
@@ -92,23 +300,49 @@ def html_site(executed: Path, target: Path, readme: str) -> Path:
         )
     target.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter(template_name="lab")
-    pages = {}
+    # Nothing from a CDN: the pages have no math and no JavaScript outputs, and draw widgets with
+    # the local copy of the widget manager (an empty src loads nothing).
+    exporter.require_js_url = ""
+    exporter.mathjax_url = ""
+    if isinstance(widgets, Path):
+        shutil.copytree(widgets, target / WIDGET_FOLDER, dirs_exist_ok=True)
+        exporter.widget_renderer_url = f"{WIDGET_FOLDER}/{WIDGET_SCRIPT}"
+    pages, marks, records = {}, {}, {}
     for path in notebooks:
-        body, _ = exporter.from_filename(str(path))
+        notebook = nbformat.read(path, as_version=4)
+        problem = notebook_problem(notebook)
+        records[path.name] = _run_record(notebook)
+        notes = _page_notes(notebook, problem, widgets)
+        if notes:
+            notebook.cells.insert(0, nbformat.v4.new_markdown_cell("\n\n".join(notes)))
+        body, _ = exporter.from_notebook_node(notebook)
         page = f"{path.stem}.html"
         (target / page).write_text(body, encoding="utf-8")
         pages[path.name] = page
-    table = mistune.create_markdown(plugins=["table"])(notebook_table(readme, pages))
+        marks[path.name] = problem
+    recorded = [record for record in records.values() if record]
+    shown = max(recorded, key=lambda r: r.get("executed", "")) if recorded else settings or {}
+    for name, record in records.items():
+        differ = [key for key in SETTINGS_SHOWN if record and record.get(key) != shown.get(key)]
+        if differ and not marks[name]:
+            marks[name] = "ran with other settings: " + ", ".join(
+                f"{key} {record.get(key)}" for key in differ
+            )
+    table = mistune.create_markdown(plugins=["table"])(notebook_table(readme, pages, marks))
     title = "Transfer learning with Keras: cats vs dogs"
+    ci_note = f"<p>{CI_NOTE}</p>\n" if shown.get("profile") == "ci" else ""
     index = target / "index.html"
-    index.write_text(
+    text = (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
         "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}"
         "td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}</style></head>\n"
         f"<body><h1>{title}</h1>\n<p>The notebooks as executed by <code>make run</code> in "
-        f"{executed}.</p>\n{table}</body></html>\n",
-        encoding="utf-8",
+        f"{_escape(executed)}. {_settings_line(shown)}</p>\n{ci_note}"
+        f"{_results_html(metrics)}<h2>The notebooks</h2>\n{table}</body></html>\n"
     )
+    temporary = index.with_name(index.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(index)
     return index
 
 
@@ -362,7 +596,18 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         cfg = config.load()
         readme = (PROJECT / "README.md").read_text(encoding="utf-8")
-        index = html_site(cfg.output_dir / "notebooks", cfg.output_dir / "html", readme)
+        widgets = widget_manager()
+        if not isinstance(widgets, Path):
+            print(f"widgets will not be drawn: {widgets} (run make html once with network)")
+        settings = {key: getattr(cfg, key) for key in SETTINGS_SHOWN}
+        index = html_site(
+            cfg.output_dir / "notebooks",
+            cfg.output_dir / "html",
+            readme,
+            widgets=widgets,
+            metrics=cfg.output_dir / "metrics.json",
+            settings=settings,
+        )
     except LearnerError as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from pathlib import Path
 from unittest import mock
 
 from helpers import config
+from helpers.data import quiet_tfds_lookup
 from helpers.errors import LearnerError, setting_hint
 
 WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads its weights from
@@ -122,8 +123,10 @@ def problems(cfg: config.Config, builder=None) -> list[str]:
     """Returns what cannot be downloaded for ``cfg`` (empty when everything can, or is cached)."""
     found = []
     if cfg.data == "tfds":
-        builder = builder or tfds_builder()
-        if not builder.is_prepared():
+        with quiet_tfds_lookup():  # no red absl warning above the offline message
+            builder = builder or tfds_builder()
+            prepared = builder.is_prepared()
+        if not prepared:
             problem = reachable(_tfds_host())
             if problem:
                 found.append(f"the data set (TFDS cats_vs_dogs): {problem}")

@@ -91,9 +91,18 @@ def plain(text: str) -> str:
     return ANSI.sub("", text)
 
 
+RUN_METADATA = "transfer_learning_run"  # the executed copy's record of its run (make html)
+
+
 def execute(path: Path, output_folder: Path) -> float:
-    """Returns the seconds it took to execute ``path``, saving the executed copy."""
+    """Returns the seconds it took to execute ``path``, saving the executed copy.
+
+    The copy keeps the widgets' state (``store_widget_state``: ``make html`` draws them without a
+    kernel) and, in its metadata under ``RUN_METADATA``, the profile, data source, backbone and
+    image size it ran with and whether it finished.
+    """
     import tempfile
+    from datetime import datetime
 
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
@@ -106,6 +115,15 @@ def execute(path: Path, output_folder: Path) -> float:
             return kernel_client
 
     notebook = nbformat.read(path, as_version=4)
+    cfg = config.load()
+    notebook.metadata[RUN_METADATA] = {
+        "profile": cfg.profile,
+        "data": cfg.data,
+        "backbone": cfg.backbone,
+        "image_size": cfg.image_size,
+        "executed": datetime.now().isoformat(timespec="seconds"),
+        "finished": False,  # True once the last cell has run
+    }
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
@@ -114,9 +132,11 @@ def execute(path: Path, output_folder: Path) -> float:
                 km=AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets)),
                 timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
                 kernel_name="python3",
+                store_widget_state=True,
                 resources={"metadata": {"path": str(path.parent)}},
             )
             client.execute()
+        notebook.metadata[RUN_METADATA]["finished"] = True
     finally:
         output_folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, output_folder / path.name)

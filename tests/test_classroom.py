@@ -196,15 +196,132 @@ def test_html_site_has_an_index_table_and_inline_figures(tmp_path):
     )
     notebook.cells[1].execution_count = 1
     nbformat.write(notebook, path)
-    index = classroom.html_site(executed, tmp_path / "html", README)
+    index = classroom.html_site(executed, tmp_path / "html", README, widgets="offline")
     page = (tmp_path / "html" / "01_tiny.html").read_text()
     assert f"data:image/png;base64,{PNG}" in page.replace("\n", "")
     assert "the solution" in page  # the teacher's copy keeps the solutions
     html = index.read_text()
     assert '<a href="01_tiny.html">Tiny</a>' in html
-    assert "<table>" in html and "Later (not run)" in html and "Other" not in html
+    assert "<table>" in html and "Later **(not run)**" not in html and "Other" not in html
+    assert "Later <strong>(not run)</strong>" in html
+    assert 'src="http' not in page, "a page loads nothing from the internet"
 
 
 def test_html_without_a_run_says_to_run_first(tmp_path):
     with pytest.raises(classroom.LearnerError, match="make run"):
         classroom.html_site(tmp_path / "empty", tmp_path / "html", README)
+
+
+# --- make html offline: widgets from a local copy of the widget manager, the run on the index ---
+
+
+def _fake_widget_package(folder):
+    """Returns (file:// URL, sha512) of a tarball shaped like @jupyter-widgets/html-manager's."""
+    import hashlib
+    import io
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, text in [
+            ("package/dist/embed.js", "/* the widget manager */"),
+            ("package/dist/embed.js.map", "{}"),
+            ("package/dist/abc.woff2", "font"),
+            ("package/dist/abc.svg", "big font"),
+            ("package/LICENSE", "BSD"),
+        ]:
+            data = text.encode()
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    path = folder / "html-manager.tgz"
+    path.write_bytes(archive.getvalue())
+    digest = base64.b64encode(hashlib.sha512(archive.getvalue()).digest()).decode()
+    return path.as_uri(), digest
+
+
+def test_widget_manager_is_downloaded_once_checked_and_kept(tmp_path):
+    url, digest = _fake_widget_package(tmp_path)
+    cache = tmp_path / "cache" / "html-manager"
+    assert classroom.widget_manager(cache, url="file:///nowhere.tgz").startswith(
+        "could not download"
+    )
+    wrong = classroom.widget_manager(cache, url=url, sha512="x" + digest[1:])
+    assert "checksum" in wrong and not cache.exists()
+    assert classroom.widget_manager(cache, url=url, sha512=digest) == cache
+    assert sorted(p.name for p in cache.iterdir()) == ["LICENSE", "abc.woff2", "embed.js"]
+    assert cache.stat().st_mode & 0o755 == 0o755  # readable by a web server, once copied
+    # kept: the next make html needs no network
+    assert classroom.widget_manager(cache, url="file:///nowhere.tgz") == cache
+    assert not [p for p in cache.parent.iterdir() if p.name.startswith(".tmp")]
+
+
+SLIDER = "import ipywidgets\nipywidgets.IntSlider(value=7, description='epochs')"
+
+
+def test_make_html_draws_stored_widgets_and_shows_the_run(tmp_path, monkeypatch):
+    """run.execute stores widget state and the run; html_site shows both, offline."""
+    import json
+
+    from helpers import run
+
+    monkeypatch.setenv("TL_PROFILE", "ci")
+    monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "runs"))
+    source = tmp_path / "source"
+    source.mkdir()
+    readme = README.replace(
+        "| not run yet |", "| fails |\n| 03 | [Never](notebooks/03_x.ipynb) | - |"
+    )
+    for name, code in [("01_tiny.ipynb", SLIDER), ("02_later.ipynb", "1 / 0")]:
+        nbformat.write(new_notebook(cells=[new_code_cell(code)]), source / name)
+    executed = tmp_path / "runs" / "notebooks"
+    run.execute(source / "01_tiny.ipynb", executed)
+    with pytest.raises(run.CellExecutionError):
+        run.execute(source / "02_later.ipynb", executed)
+    tiny = nbformat.read(executed / "01_tiny.ipynb", as_version=4)
+    assert tiny.metadata[run.RUN_METADATA]["finished"] is True
+    assert tiny.metadata[run.RUN_METADATA]["profile"] == "ci"
+    state = tiny.metadata.widgets[classroom.WIDGET_STATE]["state"]
+    assert any(model["state"].get("value") == 7 for model in state.values())
+    metrics = tmp_path / "runs" / "metrics.json"
+    metrics.write_text(json.dumps({"transfer_learning": {"test_accuracy": 0.5, "seconds": 3}}))
+
+    url, digest = _fake_widget_package(tmp_path)
+    widgets = classroom.widget_manager(tmp_path / "cache", url=url, sha512=digest)
+    site = tmp_path / "html"
+    index = classroom.html_site(executed, site, readme, widgets=widgets, metrics=metrics)
+    page = (site / "01_tiny.html").read_text()
+    assert (site / "widgets" / "embed.js").is_file()
+    assert "'widgets/embed.js'" in page and classroom.WIDGET_VIEW in page
+    assert classroom.WIDGET_STATE in page and 'src="http' not in page
+    assert "not drawn" not in page
+    html = index.read_text()
+    assert "Profile <b>ci</b>" in html and "sample (images generated offline)" in html
+    assert "near chance" in html  # a ci site says why it shows 50%
+    assert "<td>head on cached features (04)</td><td>0.500</td><td>3</td>" in html
+    assert '<a href="01_tiny.html">Tiny</a></td>' in html  # no mark: it ran to the end
+    assert "<strong>(stopped with an error in cell 1: ZeroDivisionError" in html
+    assert "Never <strong>(not run)</strong>" in html
+    failed = (site / "02_later.html").read_text()
+    assert "not a complete run: it stopped with an error in cell 1" in failed
+
+    # without the widget manager: one line says so, and each widget is a line of text
+    offline = tmp_path / "offline"
+    classroom.html_site(executed, offline, readme, widgets="could not download it (offline)")
+    page = (offline / "01_tiny.html").read_text()
+    said = [line for line in page.splitlines() if "widgets of this page are not drawn" in line]
+    assert len(said) == 1 and "could not download it (offline)" in said[0]
+    assert "[an interactive widget: not drawn here]" in page
+    assert not (offline / "widgets").exists()
+
+
+def test_html_index_says_when_metrics_are_missing_or_damaged(tmp_path):
+    executed = tmp_path / "runs" / "notebooks"
+    tagged_notebook(executed)
+    index = classroom.html_site(executed, tmp_path / "a", README, metrics=tmp_path / "none.json")
+    assert "No results: no metrics.json" in index.read_text()
+    damaged = tmp_path / "metrics.json"
+    damaged.write_text('{"transfer_learning": {')
+    index = classroom.html_site(executed, tmp_path / "b", README, metrics=damaged)
+    assert "could not be read" in index.read_text()
+    assert "not every cell ran" in index.read_text()  # tagged_notebook's cells have no count

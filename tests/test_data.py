@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -479,6 +480,33 @@ def test_tfds_offline_fails_fast_without_calling_load(tfds, monkeypatch):
         data.load(ci_config("tfds"))
     assert "cannot reach download.microsoft.com" in str(caught.value)
     _assert_names_the_alternatives(str(caught.value))
+
+
+def test_tfds_offline_prints_no_absl_warning(monkeypatch, tmp_path, capfd, caplog):
+    """The real tfds.builder, offline, cats_vs_dogs not prepared: TFDS warns through absl
+    "Variant folder ... has no dataset_info.json" (broken by removing quiet_tfds_lookup)."""
+    import tensorflow_datasets as tfds
+
+    from helpers import fetch
+
+    def unreachable(address, timeout=None):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    for variable in data._PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    if tfds.builder("cats_vs_dogs").is_prepared():
+        pytest.skip("cats_vs_dogs is prepared here: nothing to download, no warning to silence")
+    caplog.clear()
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(tfds, "load", lambda *args, **kwargs: pytest.fail("tfds.load ran"))
+    with caplog.at_level(logging.WARNING), pytest.raises(data.DataError, match="cannot reach"):
+        data.load(ci_config("tfds"))
+    with caplog.at_level(logging.WARNING):
+        assert "cannot reach" in " ".join(fetch.problems(ci_config("tfds")))  # make fetch
+    shown = [record.getMessage() for record in caplog.records if record.name == "absl"]
+    assert not shown, shown  # pytest's log capture sees what would be printed
+    err = capfd.readouterr().err
+    assert "absl" not in err and "Variant folder" not in err, err
 
 
 def test_tfds_missing_module_says_what_to_install(tfds, monkeypatch):
