@@ -42,8 +42,12 @@ def test_filtered_stderr_for_the_gpu_query_drops_cuinit(capfd):
 
 def _setup_source(path) -> str:
     notebook = nbformat.read(path, as_version=4)
-    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-    return code[0]
+    code = [
+        cell.source
+        for cell in notebook.cells
+        if cell.cell_type == "code" and not cell.metadata.get("jupyter", {}).get("source_hidden")
+    ]
+    return code[0]  # the collapsed Colab block comes before it
 
 
 @pytest.mark.parametrize("path", numbered_notebooks(), ids=lambda p: p.stem)
