@@ -220,32 +220,42 @@ def threshold_html(predictions, threshold: float, class_names: Sequence[str]) ->
     )
 
 
+def _slider_explorer(render, value: float, low: float, description: str):
+    """Returns a slider over [low, 0.99] and an HTML text that ``render(value)`` redraws, live."""
+    if not colab.widgets_render():
+        return _static_view(render(value))
+    import ipywidgets as w
+
+    slider = w.FloatSlider(
+        value=value,
+        min=low,
+        max=0.99,
+        step=0.01,
+        description=description,
+        readout_format=".2f",
+        continuous_update=True,
+    )
+    text = w.HTML(render(value))
+
+    def on_change(change) -> None:
+        text.value = render(change["new"])
+
+    slider.observe(on_change, names="value")
+    return w.VBox([slider, text])
+
+
 def threshold_explorer(predictions, class_names: Sequence[str], value: float = 0.5):
     """Returns an ipywidgets box: a ``threshold`` slider and the numbers it changes, live (06).
 
     Moving the slider recomputes the confusion matrix and each class's precision and recall
     (:func:`threshold_html`); nothing is retrained or re-predicted.
     """
-    if not colab.widgets_render():
-        return _static_view(threshold_html(predictions, value, class_names))
-    import ipywidgets as w
-
-    slider = w.FloatSlider(
-        value=value,
-        min=0.01,
-        max=0.99,
-        step=0.01,
-        description="threshold",
-        readout_format=".2f",
-        continuous_update=True,
+    return _slider_explorer(
+        lambda threshold: threshold_html(predictions, threshold, class_names),
+        value,
+        0.01,
+        "threshold",
     )
-    text = w.HTML(threshold_html(predictions, value, class_names))
-
-    def on_change(change) -> None:
-        text.value = threshold_html(predictions, change["new"], class_names)
-
-    slider.observe(on_change, names="value")
-    return w.VBox([slider, text])
 
 
 # --- 06: abstaining below a confidence (N classes) ------------------------------------------------
@@ -272,21 +282,6 @@ def confidence_html(predictions, minimum: float) -> str:
 
 def confidence_explorer(predictions, value: float = 0.0):
     """Returns an ipywidgets box: a minimum-confidence slider and what it changes, live (06)."""
-    import ipywidgets as w
-
-    slider = w.FloatSlider(
-        value=value,
-        min=0.0,
-        max=0.99,
-        step=0.01,
-        description="minimum",
-        readout_format=".2f",
-        continuous_update=True,
+    return _slider_explorer(
+        lambda minimum: confidence_html(predictions, minimum), value, 0.0, "minimum"
     )
-    text = w.HTML(confidence_html(predictions, value))
-
-    def on_change(change) -> None:
-        text.value = confidence_html(predictions, change["new"])
-
-    slider.observe(on_change, names="value")
-    return w.VBox([slider, text])
