@@ -191,11 +191,13 @@ def feature_extractor(cfg: Config, base_model: keras.Model) -> keras.Model:
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Returns every BatchNormalization layer inside ``model``, nested models included."""
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    found = []
+    for layer in model.layers:  # public API only: nested models are walked through .layers
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += batchnorm_layers(layer)
+    return found
 
 
 def _copy(variable) -> np.ndarray:

@@ -73,3 +73,20 @@ def ci_config(data: str | Path = "sample", **variables: str) -> config.Config:
     """Returns the ci profile's settings with TL_DATA=``data`` and other ``TL_*`` overrides."""
     env = {"TL_PROFILE": "ci", "TL_DATA": str(data), **variables}
     return config.load(env, gpu=False)
+
+
+def colour_centroid_accuracy(folder: Path, class_names) -> float:
+    """Returns how often a nearest-centroid rule on mean colour, fitted on every other image of
+    the generated sample in ``folder``, names the class of the images it did not see."""
+    features, labels = [], []
+    for label, name in enumerate(class_names):
+        for path in sorted((folder / name).glob(f"{name}.[0-9]*.jpg")):
+            with Image.open(path) as image:
+                features.append(np.asarray(image.convert("RGB"), dtype=float).mean(axis=(0, 1)))
+            labels.append(label)
+    features, labels = np.array(features), np.array(labels)
+    fit, held_out = np.arange(len(labels)) % 2 == 0, np.arange(len(labels)) % 2 == 1
+    classes = range(len(class_names))
+    centroids = np.stack([features[fit & (labels == c)].mean(axis=0) for c in classes])
+    distances = np.linalg.norm(features[held_out][:, None, :] - centroids[None], axis=-1)
+    return float(np.mean(distances.argmin(axis=1) == labels[held_out]))

@@ -7,8 +7,7 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import ci_config, make_folder, tree_hashes
-from PIL import Image
+from conftest import ci_config, colour_centroid_accuracy, make_folder, tree_hashes
 
 from helpers import config, data, sample
 
@@ -61,17 +60,7 @@ def test_sample_n_loads_n_classes_in_label_order(keras_home):
 def test_ten_sample_classes_are_distinguishable_by_colour(tmp_path):
     # A nearest-centroid rule on mean colour, fitted on half the images, must beat chance clearly.
     folder = sample.generate(tmp_path / "s", images_per_class=12, classes=10)
-    features, labels = [], []
-    for label, name in enumerate(sample.class_names(10)):
-        for path in sorted((folder / name).glob(f"{name}.[0-9]*.jpg")):
-            with Image.open(path) as image:
-                features.append(np.asarray(image.convert("RGB"), dtype=float).mean(axis=(0, 1)))
-            labels.append(label)
-    features, labels = np.array(features), np.array(labels)
-    fit, held_out = np.arange(len(labels)) % 2 == 0, np.arange(len(labels)) % 2 == 1
-    centroids = np.stack([features[fit & (labels == c)].mean(axis=0) for c in range(10)])
-    distances = np.linalg.norm(features[held_out][:, None, :] - centroids[None], axis=-1)
-    assert np.mean(distances.argmin(axis=1) == labels[held_out]) >= 0.9
+    assert colour_centroid_accuracy(folder, sample.class_names(10)) >= 0.9
 
 
 # --- the Kaggle layout: train/ beside test/ (and validation/ or val/) --------------------------
