@@ -229,3 +229,38 @@ def test_make_run_asks_the_kernel_for_its_reply_in_short_polls():
 
     with pytest.raises(Empty):  # the overall timeout still ends the wait
         finish(run.patient(never, poll_seconds=0.01)(timeout=0.05))
+
+
+# --- what the learner reads -----------------------------------------------------------------------
+
+
+def _collapsed(cell) -> bool:
+    return bool(cell.metadata.get("jupyter", {}).get("source_hidden"))
+
+
+def test_collapsed_cells_are_marked_extra_code(notebook):
+    """A collapsed cell holds only checks or plumbing, and says so on its first line."""
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    unmarked = [
+        cell.source.splitlines()[0]
+        for cell in code[1:]  # code[0] is the Colab block
+        if _collapsed(cell) and "# extra code" not in cell.source.splitlines()[0]
+    ]
+    assert not unmarked, f"collapsed without '# extra code' on its first line: {unmarked}"
+
+
+def test_the_lesson_is_no_longer_to_read_than_before_the_review():
+    """Issue 15: 01-07 must not get longer to read than on 25 November (10,901 markdown words,
+    1,532 lines of code in cells that are neither collapsed nor solutions). Raise these numbers
+    only on purpose, with the reason in the commit."""
+    words = lines = 0
+    for path in NOTEBOOKS:
+        if not "01" <= path.name[:2] <= "07":
+            continue
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                words += len(cell.source.split())
+            elif not _collapsed(cell) and "solution" not in cell.metadata.get("tags", []):
+                lines += sum(1 for line in cell.source.splitlines() if line.strip())
+    assert words <= 10_900, f"{words} markdown words in 01-07"
+    assert lines <= 1_531, f"{lines} visible lines of code in 01-07"
