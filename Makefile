@@ -18,13 +18,22 @@ READY := $(VENV)/.ready
 
 .PHONY: setup lab test run lint format strip clean fetch student html grade compat
 
-setup: $(READY)
+# `jupyter nbconvert --execute` in the .venv starts kernels on Unix sockets, without ipykernel's
+# "Kernel is running over TCP without encryption": a config file in the .venv's own config
+# folder, read by any Jupyter run from the .venv (why there: the file's comment).
+NBCONVERT_CONFIG := $(VENV)/etc/jupyter/jupyter_nbconvert_config.py
+
+setup: $(READY) $(NBCONVERT_CONFIG)
 
 $(READY): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(READY)
+
+$(NBCONVERT_CONFIG): jupyter-config/jupyter_nbconvert_config.py | $(READY)
+	mkdir -p $(@D)
+	cp $< $@
 
 # The announcements plugin asks "Would you like to get notified about official Jupyter news?" on
 # first start and fetches news and updates from the internet: off for this .venv (sys-prefix).
