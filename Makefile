@@ -3,7 +3,7 @@
 #   make test   set up, then run the unit tests and execute every notebook (ci profile), and
 #               04-07 once more with three classes
 #   make run    execute the whole series headless with the current TL_* settings
-#   make lint   ruff on the helpers, tests, benchmarks and notebooks
+#   make lint   ruff on the helpers, tests, benchmarks, notebooks and jupyter-config
 #   make strip  remove notebook outputs before committing
 #   make fetch  download the data set and weights the active profile needs (for an offline room)
 #   make student  copies of the notebooks without solution cells, in student/
@@ -60,12 +60,12 @@ run: setup
 	$(PY) -m helpers.run
 
 lint: setup
-	$(VENV)/bin/ruff check helpers tests benchmarks notebooks
-	$(VENV)/bin/ruff format --check helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff check helpers tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format --check helpers tests benchmarks notebooks jupyter-config
 
 format: setup
-	$(VENV)/bin/ruff check --fix helpers tests benchmarks notebooks
-	$(VENV)/bin/ruff format helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff check --fix helpers tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format helpers tests benchmarks notebooks jupyter-config
 
 strip: setup
 	$(PY) -m helpers.run --strip
