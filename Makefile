@@ -3,7 +3,7 @@
 #   make test   set up, then run the unit tests and execute every notebook (ci profile), and
 #               04-07 once more with three classes
 #   make run    execute the whole series headless with the current TL_* settings
-#   make lint   ruff on the helpers, tests, benchmarks and notebooks
+#   make lint   ruff on the helpers, tests, benchmarks, notebooks and jupyter-config
 #   make strip  remove notebook outputs before committing
 #   make fetch  download the data set and weights the active profile needs (for an offline room)
 #   make student  copies of the notebooks without solution cells, in student/
@@ -18,13 +18,22 @@ READY := $(VENV)/.ready
 
 .PHONY: setup lab test run lint format strip clean fetch student html grade compat
 
-setup: $(READY)
+# `jupyter nbconvert --execute` in the .venv starts kernels on Unix sockets, without ipykernel's
+# "Kernel is running over TCP without encryption": a config file in the .venv's own config
+# folder, read by any Jupyter run from the .venv (why there: the file's comment).
+NBCONVERT_CONFIG := $(VENV)/etc/jupyter/jupyter_nbconvert_config.py
+
+setup: $(READY) $(NBCONVERT_CONFIG)
 
 $(READY): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(READY)
+
+$(NBCONVERT_CONFIG): jupyter-config/jupyter_nbconvert_config.py | $(READY)
+	mkdir -p $(@D)
+	cp $< $@
 
 # The announcements plugin asks "Would you like to get notified about official Jupyter news?" on
 # first start and fetches news and updates from the internet: off for this .venv (sys-prefix).
@@ -51,12 +60,12 @@ run: setup
 	$(PY) -m helpers.run
 
 lint: setup
-	$(VENV)/bin/ruff check helpers tests benchmarks notebooks
-	$(VENV)/bin/ruff format --check helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff check helpers tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format --check helpers tests benchmarks notebooks jupyter-config
 
 format: setup
-	$(VENV)/bin/ruff check --fix helpers tests benchmarks notebooks
-	$(VENV)/bin/ruff format helpers tests benchmarks notebooks
+	$(VENV)/bin/ruff check --fix helpers tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format helpers tests benchmarks notebooks jupyter-config
 
 strip: setup
 	$(PY) -m helpers.run --strip

@@ -267,6 +267,35 @@ def _page_notes(notebook, problem: str, widgets: Path | str) -> list[str]:
     return notes
 
 
+# An image the page would load from the internet: Markdown's ![alt](http...) (or //host/...),
+# with an optional title, and HTML's <img ... src="http...">.
+REMOTE_MARKDOWN_IMAGE = re.compile(
+    r"!\[(?P<alt>[^\]]*)\]\(\s*<?(?:https?:)?//[^\s)>]*>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)",
+    re.IGNORECASE,
+)
+REMOTE_HTML_IMAGE = re.compile(
+    r"<img\b(?=[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//)[^>]*>", re.IGNORECASE
+)
+HTML_ALT = re.compile(r"\balt\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.IGNORECASE)
+
+
+def offline_markdown(source: str) -> str:
+    """Returns the Markdown ``source`` with each image from the internet replaced by its alt text.
+
+    Introduced for ``make html``, whose pages are read offline: the Colab badge under each
+    notebook's title (``[![Open In Colab](https://colab.research.google.com/assets/...svg)](...)``)
+    would show as a broken image, and becomes a plain link, "Open In Colab". Local and inline
+    (data URI) images are kept.
+    """
+
+    def html_alt(match: re.Match) -> str:
+        alt = HTML_ALT.search(match.group(0))
+        return ((alt.group(1) or alt.group(2)) if alt else "") or "image"
+
+    text = REMOTE_MARKDOWN_IMAGE.sub(lambda match: match.group("alt") or "image", source)
+    return REMOTE_HTML_IMAGE.sub(html_alt, text)
+
+
 def html_site(
     executed: Path,
     target: Path,
@@ -312,6 +341,9 @@ def html_site(
         notebook = nbformat.read(path, as_version=4)
         problem = notebook_problem(notebook)
         records[path.name] = _run_record(notebook)
+        for cell in notebook.cells:
+            if cell.cell_type == "markdown":
+                cell.source = offline_markdown(cell.source)
         notes = _page_notes(notebook, problem, widgets)
         if notes:
             notebook.cells.insert(0, nbformat.v4.new_markdown_cell("\n\n".join(notes)))

@@ -3,7 +3,9 @@
 Introduced in 04 (models, metrics and histories are saved through it) and used in 07 around
 ``model.export`` and the LiteRT converter. A write interrupted midway (a killed kernel, a full
 disk, an exception) leaves the previous file or folder as it was, never a half-written one:
-``os.replace`` within one folder is atomic on POSIX and Windows file systems.
+``os.replace`` within one folder is atomic on POSIX and Windows file systems. A process killed
+outright (SIGKILL, a lost machine) cannot remove its temporary: the next save into the same folder
+does, once that process is provably gone.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,9 +26,22 @@ class DamagedFileError(LearnerError):
     """A file of state exists but cannot be read; the message names it and says what to do."""
 
 
-def _temporary_name(path: Path) -> Path:
+# The names atomic_path gives its temporaries, beside the file it replaces:
+#   .<name>.atomic-<pid>-<8 random>.tmp<suffix>   the new file or folder being written
+#   .<name>.atomic-<pid>-<8 random>.old           a folder being replaced, moved aside
+# The writer's process id is in the name so that a temporary left by a killed writer can be told
+# from one still being written (see remove_stale_temporaries).
+TEMPORARY_NAME = re.compile(
+    r"^\.(?P<name>.+)\.atomic-(?P<pid>[0-9]+)-[a-z0-9_]{8}\.(?P<kind>tmp|old)(?P<suffix>\.[^.]+)?$"
+)
+STALE_AFTER = 10 * 60  # seconds without a change before a dead writer's temporary is removed
+
+
+def _temporary_name(path: Path, suffix: str) -> Path:
     """Returns a fresh name beside ``path`` (same folder, so the final rename is atomic)."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, name = tempfile.mkstemp(
+        prefix=f".{path.name}.atomic-{os.getpid()}-", suffix=suffix, dir=path.parent
+    )
     os.close(handle)
     os.unlink(name)  # only the name is wanted: the caller creates a file or a folder there
     return Path(name)
@@ -39,6 +55,73 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+def _process_exists(pid: int) -> bool:
+    """Returns whether a process ``pid`` runs on this machine (True when it cannot be told)."""
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there: assume it runs
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, and belongs to another user
+        return True
+    return True
+
+
+def _last_change(path: Path) -> float:
+    """Returns the newest modification time of ``path`` and, for a folder, of all it holds."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for folder, names, file_names in os.walk(path):
+            for name in names + file_names:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+    return newest
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """Returns the temporaries of killed saves found in ``folder``, after cleaning them up.
+
+    Called by :func:`atomic_path` before each save (04-07 save through it). Only names that
+    :func:`atomic_path` makes (``TEMPORARY_NAME``) are looked at, and only when their writer is
+    gone: its process does not exist, and nothing in it changed for ``STALE_AFTER`` seconds.
+    Both are needed: a process id means something only on this machine, and a folder shared with
+    another machine or container (a network drive, a Docker volume) can hold the temporary of a
+    live writer there, which keeps changing it while it writes; a reused process id only delays
+    the clean-up. A new file or folder that was being written is removed (the previous one is
+    in place). A folder that was moved aside is put back when the save was killed before the new
+    folder took its place, and removed otherwise. Never raises: a save does not fail over this.
+    """
+    import time
+
+    folder = Path(folder)
+    now = time.time() if now is None else now
+    cleaned = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return cleaned
+    for entry in entries:
+        match = TEMPORARY_NAME.match(entry.name)
+        if not match:
+            continue
+        name, kind, suffix = match["name"], match["kind"], match["suffix"] or ""
+        if suffix != (Path(name).suffix if kind == "tmp" else ""):
+            continue  # not a name atomic_path makes
+        try:
+            if _process_exists(int(match["pid"])) or now - _last_change(entry) < STALE_AFTER:
+                continue
+            target = folder / name
+            if kind == "old" and not target.exists() and not target.is_symlink():
+                os.replace(entry, target)  # the previous folder, moved aside: it is all there is
+            else:
+                _remove(entry)
+        except OSError:
+            continue
+        cleaned.append(entry)
+    return cleaned
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on success it replaces ``path`` in one rename.
@@ -48,16 +131,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temporary path keeps ``path``'s suffix, for writers that look at it (``.keras``). If the
     block raises, the temporary file or folder is removed and ``path`` is left as it was. A
     folder being replaced is first moved aside, then deleted once the new one is in place.
+    Temporaries that killed saves left in the folder are cleaned up first
+    (:func:`remove_stale_temporaries`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_name(path).with_suffix(".tmp" + path.suffix)
+    remove_stale_temporaries(path.parent)
+    temporary = _temporary_name(path, ".tmp" + path.suffix)
     try:
         yield temporary
         if not temporary.exists():
             raise FileNotFoundError(f"nothing was written to {temporary} for {path}")
         if temporary.is_dir() and path.exists():
-            old = _temporary_name(path).with_suffix(".old")
+            old = _temporary_name(path, ".old")
             os.replace(path, old)  # os.replace cannot put a folder over a non-empty folder
             os.replace(temporary, path)
             _remove(old)

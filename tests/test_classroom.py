@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import os
+import re
 
 import nbformat
 import pytest
@@ -325,3 +326,35 @@ def test_html_index_says_when_metrics_are_missing_or_damaged(tmp_path):
     index = classroom.html_site(executed, tmp_path / "b", README, metrics=damaged)
     assert "could not be read" in index.read_text()
     assert "not every cell ran" in index.read_text()  # tagged_notebook's cells have no count
+
+
+REMOTE_IMAGE = re.compile(r"<img\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
+
+
+def test_html_pages_of_the_series_load_no_image_from_the_internet(tmp_path):
+    """The Colab badge under each title becomes a plain link (offline it was a broken image)."""
+    executed = tmp_path / "runs" / "notebooks"
+    executed.mkdir(parents=True)
+    for path in numbered_notebooks(NOTEBOOKS):  # the real first cells, badge included
+        (executed / path.name).write_bytes(path.read_bytes())
+    readme = (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    classroom.html_site(executed, tmp_path / "html", readme, widgets="offline")
+    pages = sorted((tmp_path / "html").glob("[0-9][0-9]_*.html"))
+    assert len(pages) == len(numbered_notebooks(NOTEBOOKS)) >= 8
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not REMOTE_IMAGE.search(text), f"{page.name} shows an image from the internet"
+        colab = f'https://colab.research.google.com/github/[^"]*/notebooks/{page.stem}.ipynb'
+        assert re.search(f'<a href="{colab}">Open In Colab</a>', text), f"{page.name}: no link"
+
+
+def test_offline_markdown_replaces_only_remote_images():
+    source = (
+        '[![Open In Colab](https://example.org/badge.svg "a title")](https://example.org/x)\n'
+        '<img alt="logo" src="http://example.org/logo.png"> <img src=//cdn.example.org/a.png>\n'
+        "![local figure](figures/curves.png) ![inline](data:image/png;base64,AAAA)"
+    )
+    assert classroom.offline_markdown(source) == (
+        "[Open In Colab](https://example.org/x)\nlogo image\n"
+        "![local figure](figures/curves.png) ![inline](data:image/png;base64,AAAA)"
+    )

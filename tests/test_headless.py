@@ -3,6 +3,9 @@ with its default single long poll per cell, as nbconvert, nbval and papermill us
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -66,6 +69,7 @@ def test_cell_gaps_reads_nbclient_timestamps():
 
 
 def _notebook(path: Path, *sources: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(
         nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path
     )
@@ -94,3 +98,47 @@ def test_make_lab_turns_off_the_jupyter_news_prompt():
     assert "labextension disable" in disable and "$(NEWS_PLUGIN)" in disable
     assert "NEWS_PLUGIN := @jupyterlab/apputils-extension:announcements" in makefile
     assert "jupyter lab" in recipe.splitlines()[1], "disabled before JupyterLab starts"
+
+
+TCP_WARNING = "Kernel is running over TCP without encryption"
+
+
+def test_plain_nbconvert_in_the_venv_prints_no_kernel_warning(tmp_path):
+    """make setup's config file: `jupyter nbconvert --execute` starts kernels on Unix sockets."""
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".ready").touch()  # a .venv make setup made already: only the config file is copied
+    make_env = {
+        k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
+    subprocess.run(
+        ["make", "-C", str(NOTEBOOKS.parent), "setup", f"VENV={venv}", "PYTHON=false"],
+        env=make_env,
+        check=True,
+        capture_output=True,
+    )
+    config = venv / "etc" / "jupyter"  # where a fresh make setup (CI's) puts it
+    assert (config / "jupyter_nbconvert_config.py").is_file(), "make setup wrote no config"
+    notebook = _notebook(tmp_path / "notebooks" / "tiny.ipynb", "print(1)")
+
+    def nbconvert(*options: str) -> subprocess.CompletedProcess:
+        # the venv's jupyter, run from another folder than the notebook's (as in the issue)
+        command = [str(Path(sys.executable).with_name("jupyter")), "nbconvert", "--to", "notebook"]
+        return subprocess.run(
+            [*command, "--execute", str(notebook), "--output-dir", str(tmp_path / "out")]
+            + ["--ExecutePreprocessor.timeout=60", *options],
+            cwd=tmp_path,
+            env={**os.environ, "JUPYTER_CONFIG_PATH": str(config)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    over_tcp = nbconvert("--KernelManager.transport=tcp", "--KernelManager.ip=127.0.0.1")
+    assert over_tcp.returncode == 0 and TCP_WARNING in over_tcp.stderr, "the control shows it"
+    quiet = nbconvert()
+    assert quiet.returncode == 0, quiet.stderr
+    assert TCP_WARNING not in quiet.stderr, quiet.stderr
+    executed = nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "1\n"
+    assert [p.name for p in notebook.parent.iterdir()] == ["tiny.ipynb"], "no socket files left"

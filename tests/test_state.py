@@ -102,7 +102,8 @@ models.save(tiny_model(seed=1), cfg, "fine_tuned_model")
 """
 
 
-def kill_a_save(output: Path, where: str) -> None:
+def kill_a_save(output: Path, where: str) -> int:
+    """Returns the process id of a save into ``output`` killed (SIGKILL) at ``where``."""
     script = KILLED_SAVE.format(tests=str(ROOT / "tests"), output=str(output), where=where)
     process = subprocess.Popen(
         [sys.executable, "-c", script],
@@ -118,17 +119,96 @@ def kill_a_save(output: Path, where: str) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
+    return process.pid
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if files.TEMPORARY_NAME.match(p.name))
+
+
+def age(*paths: Path, seconds: float = files.STALE_AFTER + 60) -> None:
+    """Sets the modification times of ``paths`` (and all they hold) ``seconds`` back."""
+    import time
+
+    then = time.time() - seconds
+    for path in paths:
+        for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
+            os.utime(item, (then, then), follow_symlinks=False)
 
 
 def test_a_save_killed_while_writing_the_model_leaves_the_previous_model(cfg):
     old = tiny_model(seed=0)
     path = models.save(old, cfg, "fine_tuned_model")
-    kill_a_save(cfg.output_dir, "model")
+    killed = kill_a_save(cfg.output_dir, "model")
     loaded, why = models.load_saved(cfg, "fine_tuned_model")
     assert loaded is not None, why
     for a, b in zip(loaded.get_weights(), old.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert predict.load(path).model is not None
+
+    # The killed save's half-written model is left behind (nothing runs at a SIGKILL) ...
+    folder = cfg.output_dir
+    (leftover,) = temporaries(folder)
+    assert leftover.startswith(f".fine_tuned_model.keras.atomic-{killed}-"), leftover
+    # ... files of the user's that look alike, all as old as it, with the dead writer's pid:
+    unrelated = [
+        f".fine_tuned_model.keras.atomic-{killed}-mine.tmp.keras",  # not 8 random characters
+        f"fine_tuned_model.keras.atomic-{killed}-abcdefgh.tmp.keras",  # no leading dot
+        f".notes.txt.atomic-{killed}-abcdefgh.tmp.md",  # not the suffix of the file it replaces
+        f".fine_tuned_model.keras.{killed}.tmp.keras",
+    ]
+    for name in unrelated:
+        (folder / name).write_text("the user's")
+    age(folder / leftover, *(folder / name for name in unrelated))
+    with files.atomic_path(folder / "history.json") as live:  # a writer still writing
+        live.write_text("{}")
+        age(live)
+        files.atomic_write_json(folder / "metrics.json", {})  # the next save into the folder
+        assert not (folder / leftover).exists(), "the killed save's temporary is cleaned up"
+        assert live.exists(), "a live writer's temporary is left alone, however old"
+    assert json.loads((folder / "history.json").read_text()) == {}
+    assert all((folder / name).read_text() == "the user's" for name in unrelated)
+    state = ["fine_tuned_model.json", "fine_tuned_model.keras", "history.json", "metrics.json"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(state + unrelated)
+
+
+def dead_pid() -> int:
+    """Returns the process id of a process that has ended (and was waited for)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_dead_writers_temporary_is_kept_until_it_is_old(tmp_path):
+    """A process id means nothing on another machine sharing the folder: age is checked too."""
+    recent = tmp_path / f".state.json.atomic-{dead_pid()}-abcdefgh.tmp.json"
+    recent.write_text("half")
+    files.atomic_write_text(tmp_path / "other.txt", "x")
+    assert recent.exists(), "kept: its writer may run on another machine"
+    age(recent)
+    files.atomic_write_text(tmp_path / "other.txt", "x")
+    assert not recent.exists(), "removed once nothing changed in it for STALE_AFTER"
+
+
+def test_a_folder_moved_aside_by_a_killed_save_is_put_back(tmp_path):
+    """Killed between its two renames, a folder's save leaves the previous folder aside only."""
+    pid = dead_pid()
+    aside = tmp_path / f".saved_model.atomic-{pid}-abcdefgh.old"
+    (aside / "variables").mkdir(parents=True)
+    (aside / "saved_model.pb").write_text("the previous export")
+    new = tmp_path / f".saved_model.atomic-{pid}-ijklmnop.tmp"  # complete or not: unknown
+    new.mkdir()
+    (tmp_path / f".model.tflite.atomic-{pid}-qrstuvwx.old").mkdir()  # replaced already
+    (tmp_path / "model.tflite").write_text("the new file")
+    age(aside, new, tmp_path / f".model.tflite.atomic-{pid}-qrstuvwx.old")
+    files.atomic_write_text(tmp_path / "metrics.json", "{}")
+    assert (tmp_path / "saved_model" / "saved_model.pb").read_text() == "the previous export"
+    assert (tmp_path / "model.tflite").read_text() == "the new file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metrics.json",
+        "model.tflite",
+        "saved_model",
+    ]
 
 
 def test_a_save_killed_between_model_and_sidecar_is_detected(cfg):
