@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,8 +93,6 @@ def remove_stale_temporaries(folder: str | os.PathLike, now: float | None = None
     in place). A folder that was moved aside is put back when the save was killed before the new
     folder took its place, and removed otherwise. Never raises: a save does not fail over this.
     """
-    import time
-
     folder = Path(folder)
     now = time.time() if now is None else now
     cleaned = []

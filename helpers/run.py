@@ -135,7 +135,9 @@ def execute(path: Path, output_folder: Path) -> float:
                 store_widget_state=True,
                 resources={"metadata": {"path": str(path.parent)}},
             )
-            client.execute()
+            # cleanup_kc: a client given its kernel manager (km=) leaves the kernel running by
+            # default; without it every notebook's kernel stayed alive until make run ended
+            client.execute(cleanup_kc=True)
         notebook.metadata[RUN_METADATA]["finished"] = True
     finally:
         output_folder.mkdir(parents=True, exist_ok=True)

@@ -91,6 +91,23 @@ def test_make_run_prints_no_kernel_warning_and_no_colour_codes(tmp_path, monkeyp
     assert not list(tmp_path.glob("kernel-ipc*")) and not list(Path.cwd().glob("kernel-ipc*"))
 
 
+def test_make_run_shuts_each_kernel_down_after_its_notebook(tmp_path, monkeypatch):
+    """A kernel left running holds its memory (GBs after 04-05) until make run ends."""
+    from helpers import run
+
+    monkeypatch.setenv("TL_PROFILE", "ci")
+    monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "runs"))
+    path = _notebook(tmp_path / "01_pid.ipynb", "import os\nprint(os.getpid())")
+    run.execute(path, tmp_path / "executed")
+    executed = nbformat.read(tmp_path / "executed" / path.name, as_version=4)
+    pid = int(executed.cells[0].outputs[0].text)
+    try:
+        os.kill(pid, 0)  # signal 0: does the process exist (shut down kernels are reaped)?
+    except ProcessLookupError:
+        return
+    raise AssertionError(f"the kernel (pid {pid}) still runs after its notebook finished")
+
+
 def test_make_lab_turns_off_the_jupyter_news_prompt():
     makefile = (NOTEBOOKS.parent / "Makefile").read_text()
     recipe = makefile.split("\nlab: setup\n", 1)[1].split("\n\n", 1)[0]
