@@ -296,6 +296,17 @@ def offline_markdown(source: str) -> str:
     return REMOTE_HTML_IMAGE.sub(html_alt, text)
 
 
+def collapsed_source(source: str) -> str:
+    """Returns what JupyterLab shows of a collapsed cell (``jupyter.source_hidden``): its first
+    line, ``# extra code: ...`` in the series, and a mark that the rest is folded away.
+
+    Introduced for ``make html``, whose template would print every line: the pages read like the
+    notebooks in JupyterLab, checks folded, their printed results in full.
+    """
+    lines = source.splitlines()
+    return f"{lines[0]}  (collapsed)" if len(lines) > 1 else source
+
+
 def html_site(
     executed: Path,
     target: Path,
@@ -344,6 +355,8 @@ def html_site(
         for cell in notebook.cells:
             if cell.cell_type == "markdown":
                 cell.source = offline_markdown(cell.source)
+            elif cell.metadata.get("jupyter", {}).get("source_hidden"):
+                cell.source = collapsed_source(cell.source)
         notes = _page_notes(notebook, problem, widgets)
         if notes:
             notebook.cells.insert(0, nbformat.v4.new_markdown_cell("\n\n".join(notes)))

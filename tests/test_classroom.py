@@ -358,3 +358,22 @@ def test_offline_markdown_replaces_only_remote_images():
         "[Open In Colab](https://example.org/x)\nlogo image\n"
         "![local figure](figures/curves.png) ![inline](data:image/png;base64,AAAA)"
     )
+
+
+def test_html_pages_fold_collapsed_cells_as_jupyterlab_does(tmp_path):
+    """A collapsed cell (``# extra code``) shows its first line only; its output stays."""
+    executed = tmp_path / "runs" / "notebooks"
+    executed.mkdir(parents=True)
+    hidden = nbformat.v4.new_code_cell(
+        "# extra code: the check\nassert_this_line_is_folded = True\nprint('the result')",
+        metadata={"jupyter": {"source_hidden": True}},
+        outputs=[nbformat.v4.new_output("stream", text="the result\n")],
+        execution_count=1,
+    )
+    shown = nbformat.v4.new_code_cell("visible_line = 1", execution_count=2)
+    nbformat.write(nbformat.v4.new_notebook(cells=[hidden, shown]), executed / "01_tiny.ipynb")
+    classroom.html_site(executed, tmp_path / "html", README, widgets="offline")
+    page = (tmp_path / "html" / "01_tiny.html").read_text(encoding="utf-8")
+    assert "extra code: the check" in page and "(collapsed)" in page
+    assert "assert_this_line_is_folded" not in page, "the folded lines are on the page"
+    assert "the result" in page and "visible_line" in page
