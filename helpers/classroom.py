@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import config
+from helpers import config, files
 from helpers.errors import LearnerError
 from helpers.run import NOTEBOOKS, numbered_notebooks, patient
 
@@ -385,10 +385,7 @@ def html_site(
         f"{_escape(executed)}. {_settings_line(shown)}</p>\n{ci_note}"
         f"{_results_html(metrics)}<h2>The notebooks</h2>\n{table}</body></html>\n"
     )
-    temporary = index.with_name(index.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(index)
-    return index
+    return files.atomic_write_text(index, text)
 
 
 # --- make grade ---------------------------------------------------------------------------------
@@ -528,9 +525,8 @@ def grade_notebook(
             grade.exercises[number] = found.get(number, "error")  # its check did not report
     copy = executed / grade.file
     copy.parent.mkdir(parents=True, exist_ok=True)
-    temporary = copy.with_name(copy.name + ".tmp")
-    nbformat.write(notebook, temporary)
-    temporary.replace(copy)
+    with files.atomic_path(copy) as temporary:
+        nbformat.write(notebook, temporary)
     return grade
 
 
@@ -585,14 +581,14 @@ def grade(
 
 def write_grades(grades: list[Grade], path: Path) -> Path:
     """Returns ``path`` after writing the grades to it as CSV, atomically (``make grade``)."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", newline="", encoding="utf-8") as file:
-        fields = list(Grade("", "").row())
-        writer = csv.DictWriter(file, fieldnames=fields)
+    with (
+        files.atomic_path(path) as temporary,
+        temporary.open("w", newline="", encoding="utf-8") as file,
+    ):
+        writer = csv.DictWriter(file, fieldnames=list(Grade("", "").row()))
         writer.writeheader()
         for one in grades:
             writer.writerow(one.row())
-    temporary.replace(path)
     return path
 
 

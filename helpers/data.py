@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from helpers import progress, sample
+from helpers import files, progress, sample
 from helpers.config import Config
 from helpers.errors import LearnerError, setting_hint
 
@@ -181,9 +181,8 @@ def _convert(path: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(path) as image:
             rgb = _to_rgb(image)
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
-        rgb.save(partial, "PNG")
-        partial.replace(target)
+        with files.atomic_path(target) as partial:
+            rgb.save(partial, "PNG")
     return target
 
 
