@@ -178,7 +178,8 @@ def environment_report(cfg: Config) -> str:
     warning = compat.version_warning({"tensorflow": tf.__version__, "keras": keras.__version__})
     return "\n".join(
         [
-            f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+            f"TensorFlow {tf.__version__}, Keras {keras.__version__} "
+            f"(backend {keras.backend.backend()}), "
             f"Python {sys.version.split()[0]}",
             *([warning] if warning else []),
             device,
