@@ -99,24 +99,11 @@ CLAIMS = [
     ("int8_changed", "07 8-bit: answers changed", ".0f", {"catsdogs": "4 of 200"}),
     ("int8_accuracy_change", "07 8-bit: accuracy minus Keras's (points)", "+.1f", {}),
     ("int8_lowest_class_agreement", "07 8-bit: lowest per-class agreement", ".3f", {}),
+    ("halved_shifted_wrong", "07 Keras's logits x 0.5 - 3: share of photos wrong", ".3f",
+     {"catsdogs": "a third"}),
     ("int8_size_ratio", "07 float32 / 8-bit LiteRT file size", ".2f",
      {"catsdogs": "3 to 4 times smaller"}),
 ]  # fmt: skip
-CLAIM_PART = {
-    "scratch_test": "scratch",
-    "scratch_best_val": "scratch",
-    "scratch_seconds": "scratch",
-    "transfer_passed_seconds": "scratch",
-    "solution2_before": "solution2",
-    "solution2_after": "solution2",
-    "fine_tuned_test": "finetune",
-    "fine_tune_epochs": "finetune",
-}  # the rest: transfer (transfer_test, control_*), or the prefix's part below
-PREFIX_PART = {"deletion": "deletion", "z": "deletion", "probe": "probe", "int8": "export"}
-
-
-def part_of(key: str) -> str:
-    return CLAIM_PART.get(key) or PREFIX_PART.get(key.split("_")[0], "transfer")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -557,6 +544,9 @@ def run_set(name: str, args: argparse.Namespace, clock: Clock) -> dict[str, list
                 min(same[test_labels == c].mean() for c in range(class_count)),
                 n_test,
             )
+            if plain_logits.ndim == 1:  # 07's counter-example: correlation 1, a shifted scale
+                wrong = predict.classes(0.5 * plain_logits - 3) != test_labels
+                record("halved_shifted_wrong", np.mean(wrong), n_test)
             record("int8_size_ratio", export.size_mb(float_path) / export.size_mb(small_path), 0)
             took = clock.add("export", start)
             line.append(
