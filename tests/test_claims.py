@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,17 @@ def test_a_missing_weights_file_is_named(tmp_path):
     assert result.returncode == 1
     assert "mobilenet_2_5_224_tf_no_top.h5" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_table_reprints_a_saved_run_and_refuses_other_files(tmp_path):
+    row = {"key": "z_centre", "claim": "06 deletion z: Grad-CAM vs centre prior", "data": "flowers"}
+    row |= {"values": [1.0, None], "min": 1.0, "max": 1.0, "mean": 1.0, "n": 2, "not_reached": 1}
+    row |= {"per_run": "85-110", "quoted": "2.1"}
+    saved = tmp_path / "claims.json"
+    saved.write_text(json.dumps({"command": "claims.py", "folds": 2, "rows": [row]}))
+    result = run("--table", str(saved))
+    assert result.returncode == 0, result.stderr
+    assert "1.0 to 1.0 (1 never)" in result.stdout and "85-110" in result.stdout
+    saved.write_text("[]")
+    result = run("--table", str(saved))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
