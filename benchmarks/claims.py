@@ -41,6 +41,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -567,6 +568,7 @@ def run_set(name: str, args: argparse.Namespace, clock: Clock) -> dict[str, list
         print(" ".join(line[:1]) + "\n  " + "\n  ".join(line[1:]), flush=True)
         keras.backend.clear_session()
 
+    shutil.rmtree(work, ignore_errors=True)  # the folds' exports and fine-tuning backups
     return {
         "values": values,
         "sizes": sizes,
