@@ -53,3 +53,16 @@ def test_table_reprints_a_saved_run_and_refuses_other_files(tmp_path):
     saved.write_text("[]")
     result = run("--table", str(saved))
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_reference_claim_that_fails_on_one_fold_is_named():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("claims", SCRIPT)
+    claims = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(claims)
+    holds = {"catsdogs": {"values": {"z_centre": [5.6, 7.5], "int8_faithful": [1.0, 1.0]}}}
+    assert claims.check_reference_claims(holds) == []
+    one_fold = {"catsdogs": {"values": {"z_centre": [5.6, 2.9]}}}
+    (failed,) = claims.check_reference_claims(one_fold)
+    assert "centre prior" in failed and "2.9" in failed
