@@ -67,7 +67,7 @@ class Exercise:
 
 CHECKS: dict[tuple[str, int], Exercise] = {}
 # Exercises that ask for an explanation: a list of self-check questions, nothing run.
-SELF_CHECK = {("04", 1), ("05", 3), ("06", 3)}
+SELF_CHECK = {("04", 1), ("05", 3), ("06", 3), ("09", 1), ("09", 2)}
 
 
 def exercises_of(notebook: str) -> list[int]:
