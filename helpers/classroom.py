@@ -557,7 +557,8 @@ def grade_notebook(
     return grade
 
 
-def _left_out(path: Path, submissions: Path, exclude: Path | None) -> bool:
+def _left_out(path: Path, exclude: Path | None) -> bool:
+    """Returns whether make grade leaves ``path`` alone: a checkpoint, or its own output."""
     if ".ipynb_checkpoints" in path.parts:
         return True
     return exclude is not None and path.resolve().is_relative_to(exclude.resolve())
@@ -577,7 +578,7 @@ def not_notebooks(submissions: Path, exclude: Path | None = None) -> list[Path]:
         if path.is_file()
         and path.suffix != ".ipynb"
         and not any(part.startswith(".") for part in path.relative_to(submissions).parts)
-        and not _left_out(path, submissions, exclude)
+        and not _left_out(path, exclude)
     ]
 
 
@@ -601,7 +602,7 @@ def submitted_notebooks(submissions: Path, exclude: Path | None = None) -> list[
     return [
         path
         for path in sorted(submissions.rglob("*.ipynb"))
-        if path.is_file() and not _left_out(path, submissions, exclude)
+        if path.is_file() and not _left_out(path, exclude)
     ]
 
 
