@@ -386,17 +386,21 @@ _EXAMPLES = {
 }
 
 
-def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Config:
+def load(
+    env: Mapping[str, str] | None = None, *, gpu: bool | None = None, writable: bool = True
+) -> Config:
     """Returns the settings: a profile's defaults, overridden by the ``TL_*`` variables in ``env``.
 
     ``env`` defaults to ``os.environ``, read at each call: after ``%env TL_DATA=sample`` in a
     notebook, running the Setup cell again picks it up. ``gpu`` defaults to asking TensorFlow.
     Introduced in 01. A bad value raises :class:`ConfigError`, whose message ends with the two
-    ways to change the setting.
+    ways to change the setting. ``writable=False`` is for what only reads the output folder
+    (``python -m helpers.predict``): it is neither created nor checked for write access.
     """
     try:
         cfg = _load(os.environ if env is None else env, gpu)
-        check_output_dir(cfg.output_dir)
+        if writable:
+            check_output_dir(cfg.output_dir)
         return cfg
     except ConfigError as error:
         named = re.match(r"(TL_\w+)=", str(error))
