@@ -100,7 +100,7 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
             f"No trained model at {model_path}. Run notebooks/05_fine_tuning.ipynb (it saves one "
             "there), or pass the path of a saved model: --model path/to/fine_tuned_model.keras"
         )
-    from helpers import files, models
+    from helpers import config, files, models
 
     again = "Run notebooks/05_fine_tuning.ipynb again (it saves a new one), or delete the file."
     damage = models.keras_file_damage(model_path)
@@ -124,6 +124,13 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
         _, problem = models.check_pair(model_path)
         if problem:
             raise PredictError(f"{problem}. {again}")
+    if not path and sidecar:  # this profile's own model: it must fit TL_DATA's classes now
+        mismatch = models.class_mismatch(sidecar, cfg or config.load(writable=False))
+        if mismatch:
+            raise PredictError(
+                f"{model_path} {mismatch}. Run notebooks/05_fine_tuning.ipynb again to train it "
+                "for these classes, or pass a model with --model."
+            )
     notes = []
     image_size = int(model.input_shape[1])
     units = model.output_shape[-1]

@@ -296,6 +296,27 @@ def test_cli_default_model_is_the_active_profiles(tmp_path, saved, capsys, monke
     assert status == 0 and out.count("\n") == 1
 
 
+def test_cli_refuses_the_profiles_model_when_the_folder_has_other_classes_now(
+    tmp_path, capsys, monkeypatch
+):
+    # 05 saved a model for three class folders; then two were added to the same TL_DATA.
+    photos = make_folder(tmp_path / "photos", {"a": 2, "b": 2, "c": 2})
+    env = dict(TL_DATA=str(photos), TL_OUTPUT_DIR=str(tmp_path / "run"), **TINY)
+    cfg = ci_config(**env)
+    model = models.build_classifier(cfg, models.build_base(cfg), class_count=3)
+    models.save(model, cfg, predict.MODEL_NAME)
+    for name, value in {"TL_PROFILE": "ci", **env}.items():
+        monkeypatch.setenv(name, value)
+    image = save_image(tmp_path / "x.jpg")
+    assert run_cli(image, capsys=capsys)[0] == 0
+    make_folder(photos, {"d": 2, "e": 2})
+    status, out, err = run_cli(image, capsys=capsys)
+    assert status == 1 and not out
+    assert "3 classes ['a', 'b', 'c']" in err and "5: ['a', 'b', 'c', 'd', 'e']" in err, err
+    model_path = tmp_path / "run" / f"{predict.MODEL_NAME}.keras"
+    assert run_cli(image, "--model", model_path, capsys=capsys)[0] == 0  # a named model is used
+
+
 @pytest.fixture
 def read_only(monkeypatch):
     """Returns a function making a folder read-only: its mode, and for root (whom the mode does
