@@ -255,6 +255,12 @@ def _page_notes(notebook, problem: str, widgets: Path | str) -> list[str]:
         for cell in notebook.cells
         for output in cell.get("outputs", [])
     )
+    if has_widgets and isinstance(widgets, Path):
+        notes.append(
+            "**The widgets of this page are drawn as the run left them:** a slider moves, but "
+            "what it computes (the answer beside it) needs a running kernel. Open the notebook "
+            "in JupyterLab or Colab to use them."
+        )
     if has_widgets and not isinstance(widgets, Path):
         notes.append(
             f"**The interactive widgets of this page are not drawn:** {widgets}. Run make html "

@@ -342,6 +342,7 @@ def test_make_html_draws_stored_widgets_and_shows_the_run(tmp_path, monkeypatch)
     assert "'widgets/embed.js'" in page and classroom.WIDGET_VIEW in page
     assert classroom.WIDGET_STATE in page and 'src="http' not in page
     assert "not drawn" not in page
+    assert "needs a running kernel" in page  # a slider moves offline, its answer cannot
     html = index.read_text()
     assert "Profile <b>ci</b>" in html and "sample (images generated offline)" in html
     assert "near chance" in html  # a ci site says why it shows 50%
