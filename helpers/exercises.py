@@ -449,9 +449,13 @@ def _vertical_flip(ns: dict) -> None:
         if isinstance(layer, keras.layers.RandomFlip)
     ]
     _need(bool(flips), "`upside_down` has no RandomFlip layer", "start from augment.build's layers")
+    # One RandomFlip("horizontal_and_vertical"), or a "horizontal" one and a "vertical" one.
+    directions = set()
+    for layer in flips:
+        directions |= set(layer.get_config()["mode"].split("_and_"))
     _need(
-        any(layer.get_config()["mode"] == "horizontal_and_vertical" for layer in flips),
-        "its RandomFlip does not flip vertically",
+        {"horizontal", "vertical"} <= directions,
+        "its RandomFlip layers do not flip both horizontally and vertically",
         "RandomFlip takes a mode: see its documentation for the one that flips both ways",
     )
 

@@ -276,6 +276,18 @@ def test_01_1_compares_the_written_prediction_with_the_built_layers():
         assert "224" not in result.line and "16" not in result.line, "no solution value shown"
 
 
+def test_03_1_accepts_two_flips_as_well_as_one_that_flips_both_ways():
+    import keras
+
+    def upside_down(*modes):
+        return keras.Sequential([keras.layers.RandomFlip(mode) for mode in modes])
+
+    for right in (("horizontal_and_vertical",), ("vertical", "horizontal")):
+        assert _status("03", 1, {"upside_down": upside_down(*right)}) == exercises.CORRECT
+    for wrong in (("horizontal",), ("vertical",), ("horizontal", "horizontal")):
+        assert _status("03", 1, {"upside_down": upside_down(*wrong)}) == exercises.WRONG
+
+
 def _changed_as_set(before, after):
     return {name for name in before if not np.array_equal(before[name], after[name])}
 
