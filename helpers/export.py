@@ -124,7 +124,7 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 FAITHFUL = {"slope": 0.1, "offset": 0.05, "correlation": 0.95, "agreement": 0.95}
 
 
-def judge_approximation(reference, approximate, labels) -> dict:
+def judge_approximation(reference, approximate, labels, class_names=None) -> dict:
     """Returns how closely ``approximate`` logits follow ``reference`` ones, and a verdict (07).
 
     Each logit (class) is fitted as *slope* x reference + *offset*; with N logits each row is
@@ -132,7 +132,8 @@ def judge_approximation(reference, approximate, labels) -> dict:
     class's logit does. ``faithful`` holds when every slope is within 10% of 1, every offset
     within 5% of a typical logit, the correlation at least 0.95, every class keeps at least 95%
     of the answers the reference gave it, and accuracy falls by at most 1 point (or 2 images,
-    when 1 point is fewer). ``problems`` says in words what failed.
+    when 1 point is fewer). ``problems`` says in words what failed, naming the classes by
+    ``class_names`` when given.
     """
     from helpers.predict import classes
 
@@ -151,21 +152,23 @@ def judge_approximation(reference, approximate, labels) -> dict:
     labels = np.asarray(labels)
     accuracy_change = float(np.mean(app_classes == labels) - np.mean(ref_classes == labels))
     limit = FAITHFUL
-    problems = [
-        f"logit {k} scaled by {s:.2f}" for k, s in enumerate(slopes) if abs(s - 1) > limit["slope"]
+    name = (lambda k: repr(class_names[k])) if class_names else (lambda k: f"logit {k}")
+    if ref.shape[1] == 1:
+        name = lambda k: "the logit"  # noqa: E731
+    scaled = [f"{name(k)} {s:.2f}" for k, s in enumerate(slopes) if abs(s - 1) > limit["slope"]]
+    shifted = [
+        f"{name(k)} {o:+.2f}" for k, o in enumerate(offsets) if abs(o) > limit["offset"] * typical
     ]
-    problems += [
-        f"logit {k} shifted by {o:+.2f} (typical |logit| {typical:.2f})"
-        for k, o in enumerate(offsets)
-        if abs(o) > limit["offset"] * typical
-    ]
+    problems = [f"scaled: {', '.join(scaled)}"] if scaled else []
+    if shifted:
+        problems.append(f"shifted (typical |logit| {typical:.2f}): {', '.join(shifted)}")
     if correlation < limit["correlation"]:
         problems.append(f"correlation {correlation:.3f}")
-    problems += [
-        f"class {c} keeps {share:.0%} of its answers"
-        for c, share in agreement.items()
-        if share < limit["agreement"]
+    kept = [
+        f"{name(c)} {share:.0%}" for c, share in agreement.items() if share < limit["agreement"]
     ]
+    if kept:
+        problems.append(f"answers kept: {', '.join(kept)}")
     if -accuracy_change > max(0.01, 2 / max(len(labels), 1)):
         problems.append(f"accuracy falls by {-100 * accuracy_change:.1f} points")
     return {

@@ -116,7 +116,9 @@ def test_one_class_logit_raised_by_1_is_not_faithful(shifted):
     logits, labels = _logits(5)
     faulty = logits.copy()
     faulty[:, shifted] += 1.0
-    verdict = export.judge_approximation(logits, faulty, labels)
-    assert not verdict["faithful"] and any(
-        f"logit {shifted} shifted" in p for p in verdict["problems"]
+    names = list("abcde")
+    verdict = export.judge_approximation(logits, faulty, labels, names)
+    assert not verdict["faithful"], verdict
+    assert any(
+        p.startswith("shifted") and f"'{names[shifted]}' +" in p for p in verdict["problems"]
     )
