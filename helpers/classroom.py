@@ -25,7 +25,7 @@ from pathlib import Path
 
 from helpers import config, files
 from helpers.errors import LearnerError
-from helpers.run import NOTEBOOKS, numbered_notebooks, patient
+from helpers.run import NOTEBOOKS, kernel_transport, numbered_notebooks, patient
 
 PROJECT = NOTEBOOKS.parent
 SOLUTION_TAG = "solution"
@@ -255,6 +255,12 @@ def _page_notes(notebook, problem: str, widgets: Path | str) -> list[str]:
         for cell in notebook.cells
         for output in cell.get("outputs", [])
     )
+    if has_widgets and isinstance(widgets, Path):
+        notes.append(
+            "**The widgets of this page are drawn as the run left them:** a slider moves, but "
+            "what it computes (the answer beside it) needs a running kernel. Open the notebook "
+            "in JupyterLab or Colab to use them."
+        )
     if has_widgets and not isinstance(widgets, Path):
         notes.append(
             f"**The interactive widgets of this page are not drawn:** {widgets}. Run make html "
@@ -411,6 +417,14 @@ class Grade:
     error: str = ""  # the first error a cell raised, a time-out or why it could not run
     seconds: float = 0.0
 
+    def outcome(self) -> str:
+        """Returns how the notebook went in one line, e.g. "2/4 passed (31 s)" or the error."""
+        passed = self.row()["passed"]
+        graded = f"{passed} passed" if passed else "nothing graded"
+        if self.error:
+            return f"{graded}; {self.error[:200]} ({self.seconds:.0f} s)"
+        return f"{graded} ({self.seconds:.0f} s)"
+
     def row(self) -> dict[str, str]:
         passed = sum(grade == "pass" for grade in self.exercises.values())
         checked = sum(
@@ -471,9 +485,15 @@ def grade_notebook(
 
     Every cell runs even after an error (as a learner's Run All would not, but a teacher wants
     each exercise graded); the run stops at ``time_limit`` seconds. The executed copy is written
-    under ``executed``; the submitted file is only read.
+    under ``executed``; the submitted file is only read. The kernel talks over Unix sockets, as
+    in ``make run`` (:func:`helpers.run.kernel_transport`: no "running over TCP" warning), and
+    is killed, not asked to shut down, when the notebook is over: asked while a cell still runs
+    (the time limit), it printed a ``ZMQError`` traceback replying on its closed sockets.
     """
+    import tempfile
+
     import nbformat
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError
 
@@ -499,19 +519,32 @@ def grade_notebook(
             shell.get_msg = patient(shell.get_msg)  # see helpers.run.patient
             return kernel_client
 
-    client = Client(
-        notebook,
-        kernel_name="python3",
-        allow_errors=True,
-        timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())),
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
-    )
+    running = [0]  # the index of the cell being executed, for a time-out's message
+
+    def on_cell_execute(cell, cell_index):
+        running[0] = cell_index
+
     start = time.monotonic()
     try:
-        client.execute(cwd=str(NOTEBOOKS), env=env)
+        with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
+            client = Client(
+                notebook,
+                km=AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets)),
+                kernel_name="python3",
+                allow_errors=True,
+                timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())),
+                shutdown_kernel="immediate",  # nothing to save; see the docstring
+                on_cell_execute=on_cell_execute,
+                resources={"metadata": {"path": str(NOTEBOOKS)}},
+            )
+            # cleanup_kc: with its own kernel manager (km=), the client would leave it running
+            client.execute(cleanup_kc=True, cwd=str(NOTEBOOKS), env=env)
     except Exception as error:  # a time-out, a dead kernel: this notebook's row says so
         if isinstance(error, CellTimeoutError) or time.monotonic() >= deadline:
-            grade.error = f"stopped at the time limit of {time_limit:.0f} s"
+            grade.error = (
+                f"stopped at the time limit of {time_limit:.0f} s, in cell {running[0] + 1} "
+                f"of {len(notebook.cells)}"
+            )
         else:
             last = (str(error).strip().splitlines() or [""])[-1]
             grade.error = f"{type(error).__name__}: {last}"[:300]
@@ -530,19 +563,53 @@ def grade_notebook(
     return grade
 
 
+def _left_out(path: Path, exclude: Path | None) -> bool:
+    """Returns whether make grade leaves ``path`` alone: a checkpoint, or its own output."""
+    if ".ipynb_checkpoints" in path.parts:
+        return True
+    return exclude is not None and path.resolve().is_relative_to(exclude.resolve())
+
+
+def not_notebooks(submissions: Path, exclude: Path | None = None) -> list[Path]:
+    """Returns the files under ``submissions`` that ``make grade`` does not run: not ``.ipynb``.
+
+    A ``.py`` export, a ``.zip``, ``notebook.ipynb.txt``: each is listed by make grade, so a
+    learner whose work came in another form is not silently missing from grades.csv. Hidden
+    files (``.DS_Store``, macOS's ``._`` copies) and what :func:`submitted_notebooks` leaves out
+    are not listed.
+    """
+    return [
+        path
+        for path in sorted(submissions.rglob("*"))
+        if path.is_file()
+        and path.suffix != ".ipynb"
+        and not any(part.startswith(".") for part in path.relative_to(submissions).parts)
+        and not _left_out(path, exclude)
+    ]
+
+
+def skipped_line(skipped: list[Path], submissions: Path, limit: int = 10) -> str:
+    """Returns make grade's line naming the files it did not grade ("" when there are none)."""
+    if not skipped:
+        return ""
+    names = [str(path.relative_to(submissions)) for path in skipped]
+    shown = ", ".join(names[:limit]) + (
+        f" and {len(names) - limit} more" if len(names) > limit else ""
+    )
+    count = f"{len(names)} file{'s' if len(names) > 1 else ''}"
+    return f"not graded, not notebooks (.ipynb): {count}: {shown}"
+
+
 def submitted_notebooks(submissions: Path, exclude: Path | None = None) -> list[Path]:
     """Returns the notebooks under ``submissions`` (any depth) that ``make grade`` runs.
 
     Checkpoints (``.ipynb_checkpoints``) and anything under ``exclude`` (its output) are left out.
     """
-    found = []
-    for path in sorted(submissions.rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts:
-            continue
-        if exclude is not None and path.resolve().is_relative_to(exclude.resolve()):
-            continue
-        found.append(path)
-    return found
+    return [
+        path
+        for path in sorted(submissions.rglob("*.ipynb"))
+        if path.is_file() and not _left_out(path, exclude)
+    ]
 
 
 def grade(
@@ -557,6 +624,8 @@ def grade(
     Introduced in TEACHING.md (``make grade``). Each notebook runs in a fresh kernel with
     ``TL_PROFILE=ci`` unless ``environ`` sets it, ``TL_OUTPUT_DIR`` in ``target/outputs`` unless
     set, and checks that print instead of raising; executed copies go to ``target/executed``.
+    ``echo`` gets one line naming the files that are not notebooks (not graded), then two lines
+    per notebook: its name as it starts, and how it went (passes, or why it stopped).
     """
     if not submissions.is_dir():
         raise LearnerError(
@@ -564,8 +633,14 @@ def grade(
             "make grade SUBMISSIONS=path/to/folder"
         )
     paths = submitted_notebooks(submissions, exclude=target)
+    skipped = skipped_line(not_notebooks(submissions, exclude=target), submissions)
     if not paths:
-        raise LearnerError(f"No .ipynb files under {submissions}: nothing to grade.")
+        raise LearnerError(
+            f"No .ipynb files under {submissions}: nothing to grade"
+            + (f" ({skipped})." if skipped else ".")
+        )
+    if skipped:
+        echo(skipped)
     env = dict(os.environ if environ is None else environ)
     env.setdefault("TL_PROFILE", "ci")
     env.setdefault("TL_OUTPUT_DIR", str(target / "outputs"))
@@ -574,7 +649,9 @@ def grade(
     grades = []
     for index, path in enumerate(paths, 1):
         echo(f"[{index}/{len(paths)}] {path.relative_to(submissions)} ...")
-        grades.append(grade_notebook(path, submissions, target / "executed", env, time_limit))
+        one = grade_notebook(path, submissions, target / "executed", env, time_limit)
+        grades.append(one)
+        echo(f"  {one.outcome()}")
     write_grades(grades, target / "grades.csv")
     return grades
 
@@ -592,8 +669,9 @@ def write_grades(grades: list[Grade], path: Path) -> Path:
     return path
 
 
-def summary(grades: list[Grade]) -> str:
-    """Returns make grade's one-screen summary: passes per notebook and exercise, then errors."""
+def summary(grades: list[Grade], skipped: str = "") -> str:
+    """Returns make grade's one-screen summary: passes per notebook and exercise, then errors,
+    then ``skipped`` (:func:`skipped_line`: the files that are not notebooks)."""
     columns = range(1, MAX_EXERCISES + 1)
     lines = ["notebook  files  " + " ".join(f"ex{n}".ljust(5) for n in columns).rstrip()]
     for number in sorted({g.notebook for g in grades if g.notebook}):
@@ -616,6 +694,8 @@ def summary(grades: list[Grade]) -> str:
         lines += [f"  {g.file}: {g.error[:120]}" for g in shown]
         if len(problems) > len(shown):
             lines.append(f"  ... and {len(problems) - len(shown)} more in grades.csv")
+    if skipped:
+        lines.append(skipped)
     return "\n".join(lines)
 
 
@@ -664,8 +744,9 @@ def _grade_command(args) -> int:
     cfg = config.load(environ)
     target = Path(args.to) if args.to else cfg.output_dir / "grades"
     print(f"grading in the {cfg.profile} profile, at most {args.time_limit:.0f} s a notebook")
-    grades = grade(Path(args.submissions), target, args.time_limit, environ, echo=print)
-    print(summary(grades))
+    submissions = Path(args.submissions)
+    grades = grade(submissions, target, args.time_limit, environ, echo=print)
+    print(summary(grades, skipped_line(not_notebooks(submissions, exclude=target), submissions)))
     print(f"grades: {target / 'grades.csv'}; executed copies: {target / 'executed'}")
     return 0
 

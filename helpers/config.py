@@ -58,7 +58,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         seed=1337,
         unfreeze=QUICK_UNFREEZE,  # measured: benchmarks/fine_tune_speed.py
         stored_views=QUICK_STORED_VIEWS,
-        scratch_epochs=8,  # 04's from-scratch baseline: about 25 s an epoch on 1,600 photos
+        scratch_epochs=8,  # 04's baseline: 5 to 6 s an epoch on 1,600 photos (claims.py)
     ),
     # A GPU (e.g. Colab): the seed recipe, Xception at 150x150 with 20 + 10 epochs.
     "full": dict(
@@ -178,7 +178,8 @@ def environment_report(cfg: Config) -> str:
     warning = compat.version_warning({"tensorflow": tf.__version__, "keras": keras.__version__})
     return "\n".join(
         [
-            f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+            f"TensorFlow {tf.__version__}, Keras {keras.__version__} "
+            f"(backend {keras.backend.backend()}), "
             f"Python {sys.version.split()[0]}",
             *([warning] if warning else []),
             device,
@@ -385,17 +386,21 @@ _EXAMPLES = {
 }
 
 
-def load(env: Mapping[str, str] | None = None, *, gpu: bool | None = None) -> Config:
+def load(
+    env: Mapping[str, str] | None = None, *, gpu: bool | None = None, writable: bool = True
+) -> Config:
     """Returns the settings: a profile's defaults, overridden by the ``TL_*`` variables in ``env``.
 
     ``env`` defaults to ``os.environ``, read at each call: after ``%env TL_DATA=sample`` in a
     notebook, running the Setup cell again picks it up. ``gpu`` defaults to asking TensorFlow.
     Introduced in 01. A bad value raises :class:`ConfigError`, whose message ends with the two
-    ways to change the setting.
+    ways to change the setting. ``writable=False`` is for what only reads the output folder
+    (``python -m helpers.predict``): it is neither created nor checked for write access.
     """
     try:
         cfg = _load(os.environ if env is None else env, gpu)
-        check_output_dir(cfg.output_dir)
+        if writable:
+            check_output_dir(cfg.output_dir)
         return cfg
     except ConfigError as error:
         named = re.match(r"(TL_\w+)=", str(error))

@@ -133,6 +133,8 @@ class Splits:
     # For folders: the splits carved from the first folder scanned, by SPLIT_FRACTIONS (the others
     # came from folders of their own: TL_TEST_DATA, or test/ and validation/ beside train/).
     carved: tuple[str, ...] = ()
+    # For folders: each split's files and labels, {"train": ([Path, ...], [0, ...]), ...}
+    files: dict[str, tuple[list[Path], list[int]]] = field(default_factory=dict)
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -480,6 +482,7 @@ def _folder_splits(cfg: Config, folder: str) -> Splits:
             for name, (_, part_labels) in parts.items()
         },
         carved=carved,
+        files=parts,
     )
 
 
@@ -820,3 +823,48 @@ def load(cfg: Config) -> Splits:
         validation=prepare(raw.validation, cfg.image_size, cfg.batch_size, shuffle=False),
         test=prepare(raw.test, cfg.image_size, cfg.batch_size, shuffle=False),
     )
+
+
+def as_folders(cfg: Config) -> dict[str, Path]:
+    """Returns this run's train, validation and test split as folders of class folders.
+
+    Introduced in 09, whose plain-Keras recipe reads them with
+    ``keras.utils.image_dataset_from_directory``: the same images as the rest of the series,
+    after the same checks (unusable files skipped, odd formats converted). Under
+    ``TL_OUTPUT_DIR/folders/``: links to the files of a folder (a copy where links are not
+    allowed), PNG files (lossless) for a TFDS data set. Made once; reused while the split is the
+    same. The learner's own folder is never modified.
+    """
+    import shutil
+
+    raw = load_raw(cfg)
+    root = Path(cfg.output_dir) / "folders"
+    manifest = {
+        role: [[str(path), int(label)] for path, label in zip(*raw.files[role], strict=True)]
+        for role in raw.files
+    } or {"source": raw.source, "sizes": raw.sizes}
+    manifest = {"class_names": raw.class_names, **manifest}
+    folders = {role: root / role for role in ("train", "validation", "test")}
+    try:
+        if files.read_json(root / "manifest.json", "") == manifest:
+            return folders
+    except (OSError, files.DamagedFileError):
+        pass
+    with files.atomic_path(root) as temporary:
+        for role in folders:
+            for name in raw.class_names:
+                (temporary / role / name).mkdir(parents=True)
+            if raw.files:
+                for index, (path, label) in enumerate(zip(*raw.files[role], strict=True)):
+                    link = temporary / role / raw.class_names[label] / f"{index:05d}_{path.name}"
+                    try:
+                        link.symlink_to(Path(path).resolve())
+                    except OSError:  # no symbolic links here (some Windows set-ups)
+                        shutil.copyfile(path, link)
+            else:
+                dataset = getattr(raw, role)
+                for index, (image, label) in enumerate(dataset.as_numpy_iterator()):
+                    name = raw.class_names[int(label)]
+                    Image.fromarray(image).save(temporary / role / name / f"{index:05d}.png")
+        files.atomic_write_json(temporary / "manifest.json", manifest)
+    return folders

@@ -141,11 +141,40 @@ def threshold_report(
     }
 
 
+def _take_in_turn(groups: Sequence[np.ndarray], count: int) -> np.ndarray:
+    """Returns up to ``count`` indices taken from ``groups`` in turn: the first of each, then the
+    second of each ...; a group that runs out leaves its turns to the others."""
+    width = max((len(group) for group in groups), default=0)
+    turns = [group[rank] for rank in range(width) for group in groups if rank < len(group)]
+    return np.asarray(turns[:count], dtype=int)
+
+
+def balanced_sample(labels, count: int, seed: int, among=None) -> np.ndarray:
+    """Returns up to ``count`` indices of ``labels``: a seeded random sample, balanced over classes.
+
+    Introduced in 06 (the deletion check, the Grad-CAM figure) and used in 07 (demo photos).
+    ``among`` holds the eligible indices (default: all). Test folders are read sorted by class,
+    so the first ``count`` images would all be of the first class; here the classes take turns,
+    and a class with too few images leaves its turns to the others.
+    """
+    labels = np.asarray(labels)
+    among = np.arange(len(labels)) if among is None else np.asarray(among, dtype=int)
+    rng = np.random.default_rng(seed)
+    groups = [rng.permutation(among[labels[among] == c]) for c in np.unique(labels[among])]
+    return _take_in_turn(groups, count)
+
+
 def worst_errors(predictions: Predictions, count: int = 9, threshold: float = 0.5) -> np.ndarray:
-    """Returns the indices of up to ``count`` misclassified images, highest loss first (06)."""
+    """Returns the indices of up to ``count`` misclassified images, highest loss first (06).
+
+    The true classes take turns (each class's worst first), so one class's errors cannot fill
+    the panel; the chosen ones are then shown highest loss first.
+    """
     wrong = np.flatnonzero(~predictions.correct(threshold))
-    order = np.argsort(-predictions.losses[wrong], kind="stable")
-    return wrong[order][:count]
+    by_loss = wrong[np.argsort(-predictions.losses[wrong], kind="stable")]
+    labels = predictions.labels[by_loss]
+    chosen = _take_in_turn([by_loss[labels == c] for c in np.unique(labels)], count)
+    return chosen[np.argsort(-predictions.losses[chosen], kind="stable")]
 
 
 def least_certain(predictions: Predictions, count: int = 9) -> np.ndarray:

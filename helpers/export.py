@@ -115,3 +115,67 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     from helpers.predict import classes
 
     return float(np.mean(classes(logits) == np.asarray(labels)))
+
+
+# What a faithful approximation of the logits may differ by (07's 8-bit file). Between the error
+# 8-bit weights made on the reference photos (slope within 1%, offsets within 2% of a typical
+# logit, correlation 0.998, 2% of answers changed) and the smallest real faults (a logit scaled
+# by 1.3 or 0.5, shifted by 1, one class's logit raised by 1: 5 points of accuracy lost).
+FAITHFUL = {"slope": 0.1, "offset": 0.05, "correlation": 0.95, "agreement": 0.95}
+
+
+def judge_approximation(reference, approximate, labels) -> dict:
+    """Returns how closely ``approximate`` logits follow ``reference`` ones, and a verdict (07).
+
+    Each logit (class) is fitted as *slope* x reference + *offset*; with N logits each row is
+    centred first, since a shift common to all N changes no probability, while a shift of one
+    class's logit does. ``faithful`` holds when every slope is within 10% of 1, every offset
+    within 5% of a typical logit, the correlation at least 0.95, every class keeps at least 95%
+    of the answers the reference gave it, and accuracy falls by at most 1 point (or 2 images,
+    when 1 point is fewer). ``problems`` says in words what failed.
+    """
+    from helpers.predict import classes
+
+    ref, app = (np.asarray(a, dtype="float64") for a in (reference, approximate))
+    ref, app = (a.reshape(len(a), -1) for a in (ref, app))
+    ref_classes, app_classes = classes(ref), classes(app)
+    if ref.shape[1] > 1:
+        ref, app = (a - a.mean(axis=1, keepdims=True) for a in (ref, app))
+    typical = float(np.mean(np.abs(ref)))
+    fits = [np.polyfit(ref[:, k], app[:, k], 1) for k in range(ref.shape[1])]
+    slopes, offsets = [float(f[0]) for f in fits], [float(f[1]) for f in fits]
+    correlation = float(np.corrcoef(ref.ravel(), app.ravel())[0, 1])
+    agreement = {
+        int(c): float(np.mean(app_classes[ref_classes == c] == c)) for c in np.unique(ref_classes)
+    }
+    labels = np.asarray(labels)
+    accuracy_change = float(np.mean(app_classes == labels) - np.mean(ref_classes == labels))
+    limit = FAITHFUL
+    problems = [
+        f"logit {k} scaled by {s:.2f}" for k, s in enumerate(slopes) if abs(s - 1) > limit["slope"]
+    ]
+    problems += [
+        f"logit {k} shifted by {o:+.2f} (typical |logit| {typical:.2f})"
+        for k, o in enumerate(offsets)
+        if abs(o) > limit["offset"] * typical
+    ]
+    if correlation < limit["correlation"]:
+        problems.append(f"correlation {correlation:.3f}")
+    problems += [
+        f"class {c} keeps {share:.0%} of its answers"
+        for c, share in agreement.items()
+        if share < limit["agreement"]
+    ]
+    if -accuracy_change > max(0.01, 2 / max(len(labels), 1)):
+        problems.append(f"accuracy falls by {-100 * accuracy_change:.1f} points")
+    return {
+        "slopes": slopes,
+        "offsets": offsets,
+        "typical_logit": typical,
+        "correlation": correlation,
+        "agreement_per_class": agreement,
+        "accuracy_change": accuracy_change,
+        "changed": int(np.sum(app_classes != ref_classes)),
+        "faithful": not problems,
+        "problems": problems,
+    }

@@ -372,6 +372,22 @@ def differences(saved: dict, expected: dict) -> list[str]:
     ]
 
 
+def class_mismatch(sidecar: dict, cfg: Config) -> str:
+    """Returns how the classes a model was saved for differ from ``cfg.data``'s now, or "".
+
+    Introduced in 05. A folder can gain or lose class folders after a model was saved with the
+    same ``TL_DATA``; a model for other classes would answer among the wrong ones.
+    """
+    from helpers import data
+
+    if data.tfds_name(cfg) is not None:  # a TFDS data set's classes are fixed by its version
+        return ""
+    saved, now = sidecar.get("class_names"), data.class_names(cfg)
+    if saved is None or list(saved) == now:
+        return ""
+    return f"was trained for {len(saved)} classes {saved}; the data now has {len(now)}: {now}"
+
+
 def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
     """Returns ``(model, why)``: a model a notebook saved, or None and why it cannot be used.
 
@@ -379,7 +395,8 @@ def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
     Introduced in 05. A model saved with other settings (another backbone, image size, data,
     epochs, seed ...) is not used, and ``why`` names the settings that differ, so changing
     ``TL_*`` between notebooks never mixes two runs. A missing, damaged or mismatched model or
-    sidecar is treated as absent (the notebook trains again), and ``why`` names the file.
+    sidecar is treated as absent (the notebook trains again), and ``why`` names the file. So is
+    a model saved for other classes than the data's now (:func:`class_mismatch`).
     """
     path = Path(cfg.output_dir) / f"{name}.keras"
     notebook = {"transfer_model": "04", "fine_tuned_model": "05"}.get(name, "the notebook")
@@ -393,6 +410,9 @@ def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
     differ = differences(sidecar, expected)
     if differ:
         return None, f"{path} was trained with other settings ({'; '.join(differ)})"
+    mismatch = class_mismatch(sidecar, cfg)
+    if mismatch:
+        return None, f"{path} {mismatch}; not used"
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # truncated, not a zip, saved by another Keras ...

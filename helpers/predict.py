@@ -59,10 +59,13 @@ class Prediction:
 
 
 def default_model_path(cfg=None) -> Path:
-    """Returns where 05 saves the fine-tuned model for the active settings (``TL_OUTPUT_DIR``)."""
+    """Returns where 05 saves the fine-tuned model for the active settings (``TL_OUTPUT_DIR``).
+
+    Prediction only reads that folder: it may be read-only (a teacher's shared runs folder).
+    """
     from helpers import config
 
-    cfg = cfg or config.load()
+    cfg = cfg or config.load(writable=False)
     return Path(cfg.output_dir) / f"{MODEL_NAME}.keras"
 
 
@@ -82,8 +85,10 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
 
     Introduced in 07. Class names, image size and backbone come from the ``.json`` sidecar
     ``models.save`` writes; a sidecar from before class names were recorded still works (the
-    names are read from its data folder), and so does a bare ``.keras`` file (input size from
-    the model, classes assumed cat and dog: see ``notes``).
+    names are read from its data folder), and so does a bare ``.keras`` file with one logit
+    (input size from the model, classes assumed cat and dog, the series' default: see
+    ``notes``). A bare file with one logit per class is refused: nothing says which class is
+    which, and the message says where the class names come from.
     """
     import keras
 
@@ -95,7 +100,7 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
             f"No trained model at {model_path}. Run notebooks/05_fine_tuning.ipynb (it saves one "
             "there), or pass the path of a saved model: --model path/to/fine_tuned_model.keras"
         )
-    from helpers import files, models
+    from helpers import config, files, models
 
     again = "Run notebooks/05_fine_tuning.ipynb again (it saves a new one), or delete the file."
     damage = models.keras_file_damage(model_path)
@@ -119,28 +124,54 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
         _, problem = models.check_pair(model_path)
         if problem:
             raise PredictError(f"{problem}. {again}")
+    if not path and sidecar:  # this profile's own model: it must fit TL_DATA's classes now
+        mismatch = models.class_mismatch(sidecar, cfg or config.load(writable=False))
+        if mismatch:
+            raise PredictError(
+                f"{model_path} {mismatch}. Run notebooks/05_fine_tuning.ipynb again to train it "
+                "for these classes, or pass a model with --model."
+            )
     notes = []
     image_size = int(model.input_shape[1])
+    units = model.output_shape[-1]
     class_names = sidecar.get("class_names")
+    source = f"its class names ({sidecar_path.name})"
     if class_names is None:
         class_names = _class_names_from_data(sidecar.get("data"))
+        source = f"the class folders of {sidecar.get('data')}"
         if class_names is None:
+            # Not recorded anywhere: the sidecar is missing (a model saved by hand, copied
+            # alone) or older than class names. Say so, never as if a file said it.
+            missing = (
+                f"its sidecar {sidecar_path.name} records no class names"
+                if sidecar
+                else f"there is no sidecar {sidecar_path.name} beside it to name its classes"
+            )
+            fix = (
+                f"put the {sidecar_path.name} saved with it beside {model_path.name} (05 saves "
+                "fine_tuned_model.keras and fine_tuned_model.json side by side), or save the "
+                "model with models.save, which writes both"
+            )
+            if units != 1:
+                raise PredictError(
+                    f"{model_path} outputs {units} logits per image ({units} classes), but "
+                    f"{missing}, so nothing says which class is which. To use it, {fix}."
+                )
             class_names = list(DEFAULT_CLASS_NAMES)
-            missing = "records no class names" if sidecar else "is missing"
             notes.append(
-                f"{sidecar_path.name} {missing}: assumed classes {class_names} "
-                "(save the model with models.save to record them)"
+                f"{model_path.name}: {missing}; it outputs one logit (two classes), assumed to "
+                f"be {class_names[0]!r} and {class_names[1]!r}, the series' default. If it was "
+                f"trained on other classes, {fix}."
             )
         else:
             notes.append(f"class names {class_names} read from {sidecar['data']}")
     from helpers import models
 
-    units = model.output_shape[-1]
     if len(class_names) < 2 or units != models.output_units(len(class_names)):
         raise PredictError(
-            f"{model_path} outputs {units} logit(s) per image, but its class names "
-            f"({sidecar_path.name}) list {len(class_names)} classes {class_names}: they do not "
-            "belong together. Use the .keras and .json files 05 saved side by side."
+            f"{model_path} outputs {units} logit(s) per image, but {source} list "
+            f"{len(class_names)} classes {class_names}: they do not belong together. Use the "
+            ".keras and .json files 05 saved side by side."
         )
     return Predictor(
         model=model,
@@ -272,10 +303,20 @@ def tta_logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return (logits(model, images, batch_size) + logits(model, images[:, :, ::-1], batch_size)) / 2
 
 
+def quoted(class_name: str) -> str:
+    """Returns ``class_name`` in quotes, for a sentence: ``'1' (87.5%)`` reads as a class.
+
+    Class names are folder names, and a folder named ``1`` printed bare reads as a number
+    ("1 (87.5%), 2 (10.0%)"). The command line's tab-separated columns keep names bare.
+    """
+    return f"'{class_name}'"
+
+
 def upload_result(predictor: Predictor, uploads) -> str:
     """Returns the HTML the upload widget shows for ``uploads`` (a ``FileUpload.value``).
 
-    Introduced in 07: one line per uploaded file, e.g. ``cat.jpg: dog (87.5%)``, or why the
+    Introduced in 07: one line per uploaded file, e.g. ``cat.jpg: <b>dog</b> (87.5%)``, with N
+    classes ``x.jpg: <b>1</b> (87.5%), then '2' (10.0%), '7' (2.5%)``, or why the
     file could not be used. ``uploads`` holds dicts with ``name`` and ``content`` (bytes), as
     ipywidgets 8 gives them, or maps file names to dicts with ``content`` (ipywidgets 7).
     """
@@ -298,10 +339,11 @@ def upload_result(predictor: Predictor, uploads) -> str:
                 f"{escape(name)}: not a usable image ({escape(str(error).split(': ', 1)[-1])})"
             )
             continue
-        others = "".join(f", {escape(c)} ({p:.1%})" for c, p in result.top[1:])  # N classes
+        # N classes: the next two, quoted ("then '2' (10.0%)"); the answer is set apart in bold
+        others = ", ".join(f"{escape(quoted(c), quote=False)} ({p:.1%})" for c, p in result.top[1:])
         lines.append(
             f"{escape(name)}: <b>{escape(result.class_name)}</b> ({result.probability:.1%})"
-            + others
+            + (f", then {others}" if others else "")
         )
     return "<br>".join(lines)
 
@@ -417,7 +459,7 @@ def _run(args: argparse.Namespace) -> int:
             if not args.model:
                 from helpers import config
 
-                cfg = config.load()
+                cfg = config.load(writable=False)  # only reads: a read-only folder will do
             predictor = load(args.model, cfg)
     except LearnerError as error:  # no model, a wrong TL_* setting
         print(f"error: {error}", file=sys.stderr)

@@ -6,6 +6,7 @@ what is not the lesson: where files go, how histories are joined, how features a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -17,6 +18,7 @@ import numpy as np
 
 from helpers import files, progress
 from helpers.config import Config
+from helpers.errors import LearnerError
 
 
 def use_fast_settings(cfg: Config) -> str:
@@ -41,6 +43,105 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._start)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` that remembers, across a ``BackupAndRestore`` resume, what it has seen.
+
+    Introduced in 05. Keras's ``EarlyStopping`` starts afresh when ``fit`` resumes from a backup:
+    it forgets the best epoch before the interruption and restores a later, worse one. This one
+    writes, after every epoch, that epoch's logs and seconds and its own state (the best value,
+    its epoch, the epochs since, the best weights) to ``folder``, and reads them back when
+    ``fit`` resumes. Put it before ``BackupAndRestore`` in ``callbacks`` and give it the same
+    folder: an epoch is then recorded here before it is backed up (a kill between the two reruns
+    the epoch, which replaces its record), and the backup's removal at the end removes this too.
+    ``history`` and ``epoch_seconds`` hold every epoch of the run once, resumed or not.
+    """
+
+    def __init__(self, folder: str | Path, **kwargs):
+        super().__init__(**kwargs)
+        self.folder = Path(folder)
+        self.records: list[dict] = []
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        keys = self.records[0]["logs"] if self.records else {}
+        return {key: [record["logs"][key] for record in self.records] for key in keys}
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [record["seconds"] for record in self.records]
+
+    def _state_path(self) -> Path:
+        return self.folder / "early_stopping.json"
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.records, self._resumed = [], False
+        try:
+            state = files.read_json(self._state_path(), "") if self._state_path().is_file() else {}
+        except files.DamagedFileError:
+            files.warn(f"{self._state_path()} is damaged: epochs before the resume are not known")
+            state = {}
+        self.records = state.get("records", []) if isinstance(state, dict) else []
+
+    def _resume_from(self, epoch: int) -> None:
+        """Keeps the records of the epochs before ``epoch`` and the state after the last one."""
+        del self.records[epoch:]  # an epoch recorded but not backed up runs again
+        if self.records:
+            last = self.records[-1]
+            self.best, self.best_epoch, self.wait = last["best"], last["best_epoch"], last["wait"]
+            if self.restore_best_weights:
+                with np.load(self.folder / last["weights"]) as stored:
+                    self.best_weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._resumed:
+            self._resume_from(epoch)
+            self._resumed = True
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        weights = f"best_weights_epoch_{self.best_epoch + 1}.npz"
+        if self.restore_best_weights and self.best_epoch == epoch:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with files.atomic_path(self.folder / weights) as temporary:
+                with open(temporary, "wb") as file:
+                    np.savez(file, *self.best_weights)
+        self.records.append(
+            {
+                "logs": {key: float(value) for key, value in (logs or {}).items()},
+                "seconds": time.perf_counter() - self._start,
+                "best": None if self.best is None else float(self.best),
+                "best_epoch": int(self.best_epoch),
+                "wait": int(self.wait),
+                "weights": weights,
+            }
+        )
+        files.atomic_write_json(self._state_path(), {"records": self.records})
+        kept = {record["weights"] for record in self.records[-2:]}  # a rerun needs the last two
+        for old in self.folder.glob("best_weights_epoch_*.npz"):
+            if old.name not in kept:
+                old.unlink()
+
+
+@contextlib.contextmanager
+def resume_hint(early_stopping: ResumableEarlyStopping, rerun: str = "this cell"):
+    """Turns an interrupt during ``fit`` (Ctrl-C, Kernel > Interrupt) into one line (05).
+
+    The line says where training stopped and that running ``rerun`` again resumes after the
+    last finished epoch, in place of a traceback through Keras's training loop.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        done = len(early_stopping.records)
+        saved = f"epochs 1-{done} are backed up" if done else "no epoch had finished"
+        raise LearnerError(
+            f"interrupted during epoch {done + 1} ({saved}). Run {rerun} again to resume "
+            + (f"after epoch {done}." if done else "from the start.")
+        ) from None
 
 
 FEATURES_BAR_MINIMUM = 20  # batches: a progress bar when the pass takes more than seconds
@@ -371,15 +472,16 @@ def fine_tune(
     verbose: int = 0,
     callbacks: tuple = (),
 ):
-    """Returns the History of 05's fine-tuning of ``model`` (a classifier with a trained head).
+    """Returns the :class:`ResumableEarlyStopping` of 05's fine-tuning of ``model`` (its
+    ``history`` holds every epoch, resumed or not; ``model`` has a trained head).
 
     Introduced in 05, where each step stands in the notebook: the base unfrozen (all of it, or
     its top part per ``cfg.unfreeze``, ``TL_UNFREEZE``), every BatchNormalization layer kept
     frozen (inference mode), a low learning rate, EarlyStopping. With a frozen bottom and
     ``cfg.stored_views`` (``TL_STORED_VIEWS``), the bottom runs once over that many views of each
     training image and the top trains on what it stored. ``BackupAndRestore`` saves each finished
-    epoch in :func:`backup_folder`: run again after a lost kernel, it resumes after the last
-    finished epoch; a finished run removes the backup. ``callbacks`` are added after it.
+    epoch in :func:`backup_folder`: run again after a lost kernel or an interrupt, it resumes
+    after the last finished epoch; a finished run removes the backup. ``callbacks`` follow it.
     """
     from helpers import models
 
@@ -396,34 +498,40 @@ def fine_tune(
             cfg, *store_views(cfg, bottom, splits.validation, 1), shuffle=False
         )
     compile_for_logits(fit_model, learning_rate, cfg)
-    return fit_model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=cfg.fine_tune_epochs,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=3, restore_best_weights=True
-            ),
-            keras.callbacks.BackupAndRestore(str(backup_folder(cfg, "fine_tuning"))),
-            *callbacks,
-        ],
-        verbose=verbose,
+    folder = str(backup_folder(cfg, "fine_tuning"))
+    early_stopping = ResumableEarlyStopping(
+        folder, monitor="val_loss", patience=3, restore_best_weights=True
     )
+    with resume_hint(early_stopping, "this cell"):
+        fit_model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=cfg.fine_tune_epochs,
+            callbacks=[early_stopping, keras.callbacks.BackupAndRestore(folder), *callbacks],
+            verbose=verbose,
+        )
+    return early_stopping
 
 
 def fine_tuned_model(cfg: Config, splits) -> tuple[keras.Model, str]:
     """Returns ``(model, why)``: 05's fine-tuned classifier for inference, loaded or trained.
 
     Introduced in 06 and 07, which run on their own: the model 05 saved with the same settings
-    when there is one, otherwise 04's and 05's training done here in one call (and saved).
+    when there is one, otherwise 05's fine-tuning done here in one call (and saved), starting
+    from the model 04 saved when it matches, else from a head trained here as 04 does.
     """
     from helpers import models
 
     model, why = models.load_saved(cfg, "fine_tuned_model")
     if model is not None:
         return model, why
-    model, _ = transfer_model(cfg, splits)
+    model, why_not_04 = models.load_saved(cfg, "transfer_model")
+    if model is None:
+        model, _ = transfer_model(cfg, splits)
+        done = "trained the head and fine-tuned here instead"
+    else:
+        done = f"fine-tuned 04's model ({why_not_04}) here instead"
     fine_tune(model, cfg, splits)
     model = models.for_inference(model)
     path = models.save(model, cfg, "fine_tuned_model")
-    return model, f"{why}; trained the head and fine-tuned here instead, saved to {path}"
+    return model, f"{why}; {done}, saved to {path}"

@@ -121,16 +121,9 @@ def plot_history(
                 axis.plot(epochs, history[key], marker="o", markersize=3, label=label)
         for index, start in enumerate(phase_starts):
             name = phase_names[min(index + 1, len(phase_names) - 1)]
-            axis.axvline(start + 0.5, color="gray", linestyle="--")
-            axis.text(
-                start + 0.6,
-                0.98,
-                f"{name} starts",
-                transform=axis.get_xaxis_transform(),
-                va="top",
-                fontsize=9,
-                color="gray",
-            )
+            # named in the legend, which matplotlib places clear of the curves: a label
+            # written on the plot overlapped them and was clipped at the edge
+            axis.axvline(start + 0.5, color="gray", linestyle="--", label=f"{name} starts")
         axis.set_xlabel("epoch")
         axis.set_title(metric)
         axis.grid(alpha=0.3)

@@ -138,17 +138,63 @@ def test_grade_gives_each_submission_its_row(tmp_path):
     assert " 1/4" in text and "RuntimeError" in text
 
 
-def test_grade_stops_a_notebook_at_the_time_limit(tmp_path):
-    # The limit is per notebook: a cell that outlives it ends that notebook's run, not the grading.
+def test_grade_stops_a_notebook_at_the_time_limit(tmp_path, capfd):
+    """The limit is per notebook: a cell that outlives it ends that notebook's run, not the
+    grading, with one line that says so and nothing from the kernel (issue 25, item 10).
+
+    The kernel writes to make grade's own stderr: it used to print "Kernel is running over TCP
+    without encryption" for each notebook, and at the time limit a ZMQError traceback.
+    """
     submissions = tmp_path / "submissions"
     submissions.mkdir()
     cells = [new_code_cell("import time\ntime.sleep(120)"), new_code_cell("print('after')")]
     nbformat.write(new_notebook(cells=cells), submissions / "01_slow.ipynb")
     env = {**os.environ, "TL_PROFILE": "ci"}
-    (row,) = classroom.grade(submissions, tmp_path / "grades", time_limit=8, environ=env, echo=str)
-    assert "time limit of 8 s" in row.error
+    said = []
+    (row,) = classroom.grade(
+        submissions, tmp_path / "grades", time_limit=8, environ=env, echo=said.append
+    )
+    assert "time limit of 8 s, in cell 1 of 2" in row.error
     assert row.exercises == {1: "error", 2: "error", 3: "error", 4: "error"}
     assert row.seconds < 60
+    assert [line for line in said if "time limit" in line] == [
+        f"  0/4 passed; stopped at the time limit of 8 s, in cell 1 of 2 ({row.seconds:.0f} s)"
+    ]
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "ZMQError" not in out + err
+    assert "TCP" not in out + err
+
+
+def test_grade_lists_the_files_that_are_not_notebooks(tmp_path, capsys, monkeypatch):
+    """A .py export or a .txt is named (as it starts and in the summary), never silently
+    skipped (issue 25, item 9); hidden files and checkpoints are not listed."""
+    submissions = tmp_path / "submissions"
+    (submissions / "bob").mkdir(parents=True)
+    (submissions / "ana" / ".ipynb_checkpoints").mkdir(parents=True)
+    nbformat.write(new_notebook(cells=[]), submissions / "ana" / "99_mine.ipynb")  # no kernel
+    (submissions / "bob" / "01_trainable_layers.py").write_text("print(1)\n")
+    (submissions / "bob" / "01_trainable_layers.ipynb.txt").write_text("{}")
+    (submissions / "notes.txt").write_text("hi\n")
+    (submissions / ".DS_Store").write_bytes(b"\0")
+    (submissions / "ana" / ".ipynb_checkpoints" / "99_mine-checkpoint.txt").write_text("x")
+    expected = (
+        "not graded, not notebooks (.ipynb): 3 files: bob/01_trainable_layers.ipynb.txt, "
+        "bob/01_trainable_layers.py, notes.txt"
+    )
+    monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "runs"))
+    assert classroom.main(["grade", str(submissions), "--to", str(tmp_path / "grades")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out.count(expected) == 2, out  # before grading, and in the summary at the end
+    assert out.index(expected) < out.index("[1/1] ana/99_mine.ipynb ...")
+    assert out[-2] == expected
+    # with no notebook at all, the error names what is there
+    (submissions / "ana" / "99_mine.ipynb").unlink()
+    with pytest.raises(LearnerError, match="nothing to grade .not graded, not notebooks"):
+        classroom.grade(submissions, tmp_path / "grades")
+    many = [submissions / f"extra{i:02}.txt" for i in range(12)]
+    line = classroom.skipped_line(many, submissions)
+    assert line.startswith("not graded, not notebooks (.ipynb): 12 files: extra00.txt,")
+    assert line.endswith("extra09.txt and 2 more")
 
 
 def test_grade_summary_of_a_class_fits_one_screen():
@@ -296,6 +342,7 @@ def test_make_html_draws_stored_widgets_and_shows_the_run(tmp_path, monkeypatch)
     assert "'widgets/embed.js'" in page and classroom.WIDGET_VIEW in page
     assert classroom.WIDGET_STATE in page and 'src="http' not in page
     assert "not drawn" not in page
+    assert "needs a running kernel" in page  # a slider moves offline, its answer cannot
     html = index.read_text()
     assert "Profile <b>ci</b>" in html and "sample (images generated offline)" in html
     assert "near chance" in html  # a ci site says why it shows 50%

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from pathlib import Path
@@ -544,3 +545,25 @@ def test_tfds_uses_the_seed_split(tfds, monkeypatch, tmp_path):
     assert splits.class_names == ["cat", "dog"]
     images, _ = next(iter(splits.validation))
     assert images.shape == (4, 150, 150, 3)
+
+
+def test_as_folders_gives_the_runs_split_as_class_folders_and_leaves_the_photos_alone(
+    folder, tmp_path
+):
+    (folder / "cat" / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, as data.load does
+    before = tree_hashes(folder)
+    cfg = dataclasses.replace(ci_config(folder), output_dir=tmp_path / "run")
+    folders = data.as_folders(cfg)
+    splits = data.load_raw(cfg)
+    for role, path in folders.items():
+        linked = sorted(path.glob("*/*"))
+        assert len(linked) == splits.sizes[role], role
+        assert sorted(p.name for p in path.iterdir()) == ["cat", "dog"]
+        assert sorted(p.resolve() for p in linked) == sorted(
+            Path(f).resolve() for f in splits.files[role][0]
+        )
+        assert not any("broken" in p.name for p in linked)
+    assert tree_hashes(folder) == before
+    marker = folders["train"] / "cat"
+    inode = marker.stat().st_ino
+    assert data.as_folders(cfg) == folders and marker.stat().st_ino == inode  # made once

@@ -144,6 +144,26 @@ def test_worst_errors_are_misclassified_and_sorted_by_loss():
     assert not evaluate.worst_errors(predictions([1.0, -1.0], [1, 0])).size
 
 
+def test_worst_errors_take_the_classes_in_turn():
+    # all the largest losses are cats': a panel of 4 still shows the two worst dogs
+    p = predictions([9.0, 8.0, 7.0, 6.0, -1.0, -0.5], [0, 0, 0, 0, 1, 1])
+    assert evaluate.worst_errors(p, count=4).tolist() == [0, 1, 4, 5]
+
+
+def test_balanced_sample_of_a_class_sorted_test_set():
+    labels = np.repeat([0, 1, 2], [500, 300, 40])  # a test folder read sorted by class
+    sample = evaluate.balanced_sample(labels, 90, seed=3)
+    assert np.bincount(labels[sample]).tolist() == [30, 30, 30]
+    assert len(set(sample.tolist())) == 90
+    assert sample.tolist() == evaluate.balanced_sample(labels, 90, seed=3).tolist()  # seeded
+    assert sample.tolist() != evaluate.balanced_sample(labels, 90, seed=4).tolist()
+    # a class with too few leaves its turns to the others
+    assert np.bincount(labels[evaluate.balanced_sample(labels, 200, 0)]).tolist() == [80, 80, 40]
+    among = np.flatnonzero(labels != 1)
+    assert set(labels[evaluate.balanced_sample(labels, 50, 0, among=among)]) == {0, 2}
+    assert len(evaluate.balanced_sample(labels, 10_000, 0)) == len(labels)
+
+
 def test_least_certain_are_closest_to_one_half():
     p = predictions([5.0, -0.2, 0.3, -4.0, 0.05], [0, 1, 0, 1, 1])
     assert evaluate.least_certain(p, count=3).tolist() == [4, 1, 2]

@@ -76,3 +76,47 @@ def test_ms_per_image_calls_once_per_image_after_a_warm_up():
     calls = []
     assert export.ms_per_image(calls.append, [1, 2, 3], repeats=2) >= 0
     assert calls == [1, 1, 2, 3, 1, 2, 3]
+
+
+def _logits(classes: int, count: int = 400, seed: int = 0):
+    """Returns (logits, labels) of a confident model right on about 90% of the images."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, count)
+    width = 1 if classes == 2 else classes
+    logits = rng.normal(0, 1.5, (count, width))
+    if classes == 2:
+        logits[:, 0] += np.where(labels == 1, 3.0, -3.0)
+    else:
+        logits[np.arange(count), labels] += 4.0
+    return logits, labels
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_a_faithful_approximation_is_called_faithful(classes):
+    logits, labels = _logits(classes)
+    noise = np.random.default_rng(1).normal(0, 0.03, logits.shape)  # 8-bit-sized error
+    verdict = export.judge_approximation(logits, logits + noise, labels)
+    assert verdict["faithful"], verdict["problems"]
+    if classes > 2:  # a shift common to every logit changes no probability
+        assert export.judge_approximation(logits, logits + 2.0, labels)["faithful"]
+
+
+@pytest.mark.parametrize(
+    "fault", [lambda x: 0.5 * x - 3, lambda x: x + 1, lambda x: 1.3 * x, lambda x: 0.5 * x]
+)
+def test_two_class_faults_are_not_faithful(fault):
+    logits, labels = _logits(2)
+    verdict = export.judge_approximation(logits, fault(logits), labels)
+    assert not verdict["faithful"]
+
+
+@pytest.mark.parametrize("shifted", range(5))
+def test_one_class_logit_raised_by_1_is_not_faithful(shifted):
+    # centred per image, the old check saw offset 0 here and passed every class
+    logits, labels = _logits(5)
+    faulty = logits.copy()
+    faulty[:, shifted] += 1.0
+    verdict = export.judge_approximation(logits, faulty, labels)
+    assert not verdict["faithful"] and any(
+        f"logit {shifted} shifted" in p for p in verdict["problems"]
+    )

@@ -8,7 +8,7 @@ import importlib
 import keras
 import numpy as np
 import pytest
-from conftest import ci_config
+from conftest import ci_config, make_folder
 
 from helpers import augment, models, train
 from helpers.errors import LearnerError
@@ -186,6 +186,21 @@ def test_save_and_load_saved_match_settings(classifier, tmp_path):
     other = cfg.__class__(**{**cfg.__dict__, "image_size": 64})
     refused, why = models.load_saved(other, "transfer_model")
     assert refused is None and "other settings" in why
+
+
+def test_a_model_saved_for_other_classes_than_the_folder_has_now_is_not_reused(
+    classifier, tmp_path
+):
+    # 05 saved a model for 3 class folders; then two were added to the same TL_DATA folder.
+    _, model = classifier
+    photos = make_folder(tmp_path / "photos", {"a": 2, "b": 2, "c": 2})
+    cfg = dataclasses.replace(classifier[0], data=str(photos), output_dir=tmp_path / "run")
+    models.save(model, cfg, "fine_tuned_model")
+    assert models.load_saved(cfg, "fine_tuned_model")[0] is not None
+    make_folder(photos, {"d": 2, "e": 2})
+    refused, why = models.load_saved(cfg, "fine_tuned_model")
+    assert refused is None
+    assert "3 classes ['a', 'b', 'c']" in why and "5: ['a', 'b', 'c', 'd', 'e']" in why, why
 
 
 def test_a_fine_tuned_model_is_reused_only_with_the_same_fine_tuning_settings(classifier, tmp_path):

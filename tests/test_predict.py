@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -151,7 +152,50 @@ def test_a_model_without_sidecar_takes_its_size_from_the_model(tmp_path, saved):
     copy.write_bytes(path.read_bytes())
     loaded = predict.load(copy)
     assert loaded.image_size == 32 and loaded.class_names == ["cat", "dog"]
-    assert any("assumed" in note for note in loaded.notes)
+    (note,) = loaded.notes
+    # Says plainly that the file is not there, and what is assumed instead (issue 25, item 6).
+    assert "there is no sidecar bare.json" in note and "assumed to be 'cat' and 'dog'" in note
+    assert "models.save" in note
+
+
+def tiny_model(path: Path, units: int) -> Path:
+    """Returns ``path`` after saving a bare model (no sidecar): 32x32 images in, ``units`` out."""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(units)]
+    )
+    model.save(path)
+    return path
+
+
+def test_a_bare_model_of_n_classes_is_refused_naming_the_missing_sidecar(tmp_path, capsys):
+    """No sidecar, five logits: no file says what the classes are, and the message says so.
+
+    It used to say "its class names (x.json) list 2 classes ['cat', 'dog']" about a file that
+    is not there (issue 25, item 6).
+    """
+    model = tiny_model(tmp_path / "x.keras", 5)
+    photo = save_image(tmp_path / "a.jpg")
+    status, out, err = run_cli(photo, "--model", model, capsys=capsys)
+    assert status == 1 and out == ""
+    assert "outputs 5 logits per image (5 classes)" in err
+    assert "there is no sidecar x.json beside it" in err and "models.save" in err
+    assert "list 2 classes" not in err and "cat" not in err
+
+
+def test_class_names_read_from_the_data_are_named_as_such_when_they_do_not_fit(tmp_path, saved):
+    """An old sidecar's data folder has three classes, the model one logit: the message names
+    the folder the names came from, not the sidecar (which records none)."""
+    _, path = saved
+    folder = make_folder(tmp_path / "pets", {"a": 1, "b": 1, "c": 1})
+    copy = tmp_path / "old.keras"
+    copy.write_bytes(path.read_bytes())
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    del sidecar["class_names"]
+    copy.with_suffix(".json").write_text(json.dumps({**sidecar, "data": str(folder)}))
+    with pytest.raises(predict.PredictError, match=f"the class folders of {folder} list 3"):
+        predict.load(copy)
 
 
 def test_interpret_gives_the_probability_of_the_chosen_class():
@@ -252,6 +296,109 @@ def test_cli_default_model_is_the_active_profiles(tmp_path, saved, capsys, monke
     assert status == 0 and out.count("\n") == 1
 
 
+def test_cli_refuses_the_profiles_model_when_the_folder_has_other_classes_now(
+    tmp_path, capsys, monkeypatch
+):
+    # 05 saved a model for three class folders; then two were added to the same TL_DATA.
+    photos = make_folder(tmp_path / "photos", {"a": 2, "b": 2, "c": 2})
+    env = dict(TL_DATA=str(photos), TL_OUTPUT_DIR=str(tmp_path / "run"), **TINY)
+    cfg = ci_config(**env)
+    model = models.build_classifier(cfg, models.build_base(cfg), class_count=3)
+    models.save(model, cfg, predict.MODEL_NAME)
+    for name, value in {"TL_PROFILE": "ci", **env}.items():
+        monkeypatch.setenv(name, value)
+    image = save_image(tmp_path / "x.jpg")
+    assert run_cli(image, capsys=capsys)[0] == 0
+    make_folder(photos, {"d": 2, "e": 2})
+    status, out, err = run_cli(image, capsys=capsys)
+    assert status == 1 and not out
+    assert "3 classes ['a', 'b', 'c']" in err and "5: ['a', 'b', 'c', 'd', 'e']" in err, err
+    model_path = tmp_path / "run" / f"{predict.MODEL_NAME}.keras"
+    assert run_cli(image, "--model", model_path, capsys=capsys)[0] == 0  # a named model is used
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Returns a function making a folder read-only: its mode, and for root (whom the mode does
+    not stop) every creation of a file or folder in it fails as it would for a learner."""
+    import builtins
+    import errno
+    import os
+
+    folders = []
+
+    def inside(path) -> bool:
+        try:
+            resolved = Path(os.fsdecode(path)).resolve()
+        except (TypeError, ValueError):
+            return False
+        return any(resolved.is_relative_to(folder) for folder in folders)
+
+    def refuse(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)) and set(mode) & set("wax+"):
+            if inside(file):
+                refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if flags & writing and inside(path):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def guarded_mkdir(path, *args, **kwargs):
+        if inside(path):
+            refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def make(folder: Path) -> Path:
+        folder.chmod(0o555)
+        folders.append(folder.resolve())
+        if os.geteuid() == 0:
+            monkeypatch.setattr(builtins, "open", guarded_open)
+            monkeypatch.setattr(io, "open", guarded_open)  # pathlib's write_text, ...
+            monkeypatch.setattr(os, "open", guarded_os_open)
+            monkeypatch.setattr(os, "mkdir", guarded_mkdir)
+        return folder
+
+    yield make
+    for folder in folders:
+        folder.chmod(0o755)
+
+
+def test_cli_uses_the_model_of_a_read_only_output_folder(
+    tmp_path, saved, capsys, monkeypatch, read_only
+):
+    """Prediction only reads TL_OUTPUT_DIR: a read-only one (a teacher's shared runs) will do.
+
+    It used to stop with "the output folder cannot be written to" (issue 25, item 7); the
+    notebooks, which write there, still stop at their Setup cell.
+    """
+    from helpers import config
+
+    _, path = saved
+    shared = tmp_path / "shared_runs"
+    shared.mkdir()
+    for file in (path, path.with_suffix(".json")):
+        (shared / file.name).write_bytes(file.read_bytes())
+    photo = save_image(tmp_path / "a.jpg")
+    monkeypatch.setenv("TL_PROFILE", "ci")
+    monkeypatch.setenv("TL_OUTPUT_DIR", str(shared))
+    before = sorted(p.name for p in shared.iterdir())
+    read_only(shared)
+    with pytest.raises(config.ConfigError, match="cannot be written to"):
+        config.load(gpu=False)  # what a notebook's Setup cell does
+    status, out, err = run_cli(photo, capsys=capsys)
+    assert status == 0, err
+    assert out.startswith(f"{photo}\t") and "cannot be written" not in err
+    assert sorted(p.name for p in shared.iterdir()) == before
+
+
 def test_cli_as_a_program_help_and_no_traceback(tmp_path, saved):
     """The real command: --help documents it; bad files give messages, not a traceback."""
     _, path = saved
@@ -291,6 +438,22 @@ def test_upload_result_names_the_class_and_probability(tmp_path, predictor):
     expected = predict.predict_image(predictor, buffer.getvalue())
     assert "my_pet.png" in html and expected.class_name in html
     assert f"{expected.probability:.1%}" in html
+
+
+def test_upload_result_with_digit_class_names_reads_as_classes(tmp_path):
+    """Folders named 1, 2, 7: "a.png: 1 (80.0%), 2 (15.0%), 7 (5.0%)" read as numbers; the
+    answer is in bold, the next classes are quoted (issue 25, item 10)."""
+    import keras
+
+    model = keras.models.load_model(tiny_model(tmp_path / "digits.keras", 3), compile=False)
+    digits = predict.Predictor(model, ["1", "2", "7"], 32, "none", tmp_path / "digits.keras")
+    buffer = io.BytesIO()
+    from conftest import rgb_image
+
+    rgb_image(size=(40, 40)).save(buffer, "PNG")
+    html = predict.upload_result(digits, [{"name": "a.png", "content": buffer.getvalue()}])
+    pattern = r"a\.png: <b>[127]</b> \(\d+\.\d%\), then '[127]' \(\d+\.\d%\), '[127]' \("
+    assert re.fullmatch(pattern + r"\d+\.\d%\)", html), html
 
 
 def test_upload_result_for_a_file_that_is_not_an_image(predictor):

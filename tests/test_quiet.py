@@ -99,3 +99,23 @@ def test_the_retracing_warning_is_dropped_and_other_tensorflow_warnings_are_not(
         logger.warning("5 out of the last 15 calls to <f> triggered tf.function retracing. ...")
         logger.warning("a real warning")
     assert [r.getMessage() for r in caplog.records] == ["a real warning"]
+
+
+def test_another_keras_backend_stops_every_setup_cell_with_one_line():
+    """KERAS_BACKEND=jax (as some Colab users set it): one line in Setup, not a failure deep in
+    tf.data later. The Setup cells of all notebooks run in one kernel (about 5 s)."""
+    from nbclient import NotebookClient
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.update(TL_PROFILE="ci", KERAS_BACKEND="jax")
+    cells = [nbformat.v4.new_code_cell(_setup_source(path)) for path in numbered_notebooks()]
+    cells.append(nbformat.v4.new_code_cell("import sys\nprint('keras' in sys.modules)"))
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    client = NotebookClient(notebook, kernel_name="python3", timeout=120, allow_errors=True)
+    client.execute(cwd=str(NOTEBOOKS), env=env)
+    for path, cell in zip(numbered_notebooks(), notebook.cells, strict=False):
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert len(errors) == 1 and len(errors[0].traceback) == 1, (path.name, cell.outputs)
+        assert "'jax' backend" in errors[0].traceback[0], errors[0].traceback
+        assert "KERAS_BACKEND=tensorflow" in errors[0].traceback[0]
+    assert notebook.cells[-1].outputs[0].text.strip() == "False", "keras was imported anyway"

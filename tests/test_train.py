@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 
@@ -12,6 +13,7 @@ import tensorflow as tf
 from conftest import ci_config
 
 from helpers import train
+from helpers.errors import LearnerError
 
 
 @pytest.fixture
@@ -129,9 +131,102 @@ def test_fine_tuned_model_trains_once_then_reuses_what_it_saved(tmp_path):
     images, _ = next(iter(splits.test))
     np.testing.assert_allclose(again.predict_on_batch(images), model.predict_on_batch(images))
 
+    # 05's model damaged, 04's there and matching: fine-tuned from 04's, not from a new head
+    (tmp_path / "fine_tuned_model.keras").write_bytes(b"half a file")
+    head_model, _ = train.transfer_model(cfg, splits)
+    models.save(head_model, cfg, "transfer_model")
+    _, why_damaged = train.fine_tuned_model(cfg, splits)
+    assert "damaged" in why_damaged and "fine-tuned 04's model" in why_damaged, why_damaged
+
 
 def test_setting_hint_names_both_ways():
     from helpers.errors import setting_hint
 
     hint = setting_hint("TL_DATA", "sample")
     assert "TL_DATA=sample make lab" in hint and "%env TL_DATA=sample" in hint
+
+
+# Validation losses a fine-tuning might see: the best is epoch 2 (0.28); patience 3 stops after 5.
+SCRIPTED_VAL_LOSS = [0.5, 0.28, 0.6, 0.623, 0.7, 0.8, 0.9]
+
+
+class _Scripted(keras.callbacks.Callback):
+    """Replaces val_loss by SCRIPTED_VAL_LOSS; raises KeyboardInterrupt after ``stop_after``."""
+
+    def __init__(self, stop_after=None):
+        super().__init__()
+        self.stop_after = stop_after
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = SCRIPTED_VAL_LOSS[epoch]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.stop_after is not None and epoch == self.stop_after:
+            raise KeyboardInterrupt  # Ctrl-C after `stop_after` epochs were backed up
+
+
+def _fine_tune(folder, stop_after=None, early_stopping_class=None):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = np.random.default_rng(0).normal(size=(12, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    make = early_stopping_class or train.ResumableEarlyStopping
+    arguments = {} if early_stopping_class else {"folder": folder}
+    early_stopping = make(monitor="val_loss", patience=3, restore_best_weights=True, **arguments)
+    callbacks = [
+        _Scripted(),  # first: the scripted val_loss is what EarlyStopping sees
+        early_stopping,
+        keras.callbacks.BackupAndRestore(str(folder)),
+        _Scripted(stop_after),
+    ]
+    plain = early_stopping_class is not None
+    with contextlib.nullcontext() if plain else train.resume_hint(early_stopping):
+        model.fit(
+            x,
+            y,
+            validation_data=(x, y),
+            epochs=7,
+            batch_size=4,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    return model, early_stopping
+
+
+def test_early_stopping_keeps_the_best_epoch_and_every_epoch_across_a_resume(tmp_path):
+    straight, reference = _fine_tune(tmp_path / "straight")
+    assert reference.best_epoch == 1 and len(reference.records) == 5  # stopped after epoch 5
+
+    with pytest.raises(LearnerError, match=r"during epoch 4 \(epochs 1-3 are backed up\)"):
+        _fine_tune(tmp_path / "resumed", stop_after=3)
+    model, resumed = _fine_tune(tmp_path / "resumed")
+    assert resumed.best_epoch == 1, "the best epoch before the interruption was forgotten"
+    assert resumed.history == reference.history  # every epoch once, in order
+    assert len(resumed.epoch_seconds) == 5
+    for ours, theirs in zip(model.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)  # the same run, the same arithmetic
+    assert not (tmp_path / "resumed").exists(), "a finished run keeps its backup"
+
+
+def test_keras_early_stopping_alone_forgets_the_best_epoch_after_a_resume(tmp_path):
+    # Why ResumableEarlyStopping exists: with the same interruption, Keras's own restores epoch 4.
+    with pytest.raises(KeyboardInterrupt):
+        _fine_tune(tmp_path, stop_after=3, early_stopping_class=keras.callbacks.EarlyStopping)
+    _, plain = _fine_tune(tmp_path, early_stopping_class=keras.callbacks.EarlyStopping)
+    assert plain.best_epoch == 3
+
+
+def test_an_epoch_recorded_but_not_backed_up_runs_again_and_replaces_its_record(tmp_path):
+    # Killed after epoch 4 was recorded here but before BackupAndRestore saved it: the backup
+    # resumes after epoch 3, epoch 4 runs again, and its record is replaced, not kept twice.
+    _, reference = _fine_tune(tmp_path / "straight")
+    with pytest.raises(LearnerError):
+        _fine_tune(tmp_path / "run", stop_after=3)
+    state_path = tmp_path / "run" / "early_stopping.json"
+    state = json.loads(state_path.read_text())
+    state["records"].append({**state["records"][-1], "logs": {"loss": -1.0, "val_loss": 0.01}})
+    state_path.write_text(json.dumps(state))
+    _, resumed = _fine_tune(tmp_path / "run")
+    assert resumed.history == reference.history and resumed.best_epoch == 1

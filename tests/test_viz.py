@@ -58,7 +58,9 @@ def test_plot_history_draws_both_metrics_and_marks_fine_tuning():
     assert (loss_axis.get_title(), accuracy_axis.get_title()) == ("loss", "accuracy")
     assert len(loss_axis.lines) == 3  # training, validation, the marker
     assert [line.get_xdata()[0] for line in loss_axis.lines[2:]] == [2.5]
-    assert any("fine-tune starts" in text.get_text() for text in accuracy_axis.texts)
+    legend = [text.get_text() for text in accuracy_axis.get_legend().get_texts()]
+    assert "fine-tune starts" in legend
+    assert not accuracy_axis.texts, "a label on the plot overlaps the curves"
 
 
 def test_plot_history_without_validation():
