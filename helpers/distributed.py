@@ -88,46 +88,100 @@ def images_dataset(cfg: Config, global_batch: int):
 
     Introduced in 08, for the custom step. Not shuffled and without the last, smaller batch, so
     every worker and a single device see the same batches (a real run shuffles with one seed on
-    every worker). ``AutoShardPolicy.DATA``: each worker reads the whole pipeline and keeps its
-    part of each global batch (``FILE`` splits the input files instead, for large data sets
-    stored as many files).
+    every worker). Its cardinality is known (the training images // ``global_batch``): re-batching
+    loses it, and a resumed run needs the steps an epoch to know which epoch it stopped in.
+    ``AutoShardPolicy.DATA``: each worker reads the whole pipeline and keeps its part of each
+    global batch (``FILE`` splits the input files instead, for large data sets stored as many
+    files).
     """
     import tensorflow as tf
 
     from helpers import data
 
     raw = data.load_raw(cfg)
+    steps = raw.sizes["train"] // global_batch
+    if steps < 1:
+        raise DistributedError(
+            f"{raw.sizes['train']} training images do not fill one global batch of "
+            f"{global_batch} ({cfg.batch_size} a replica): lower TL_BATCH_SIZE or add images."
+        )
     dataset = data.prepare(raw.train, cfg.image_size, global_batch, shuffle=False)
     dataset = dataset.unbatch().batch(global_batch, drop_remainder=True)
+    # unbatch() makes the count unknown; assert_cardinality restores it, and fails if it is wrong
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def per_example_loss(model):
+    """Returns the loss of ``train.loss_and_accuracy(model)`` with one value per image (08).
+
+    The custom step sums it and divides by the global batch (``tf.nn.compute_average_loss``), so
+    it must not be averaged first (``reduction=None``). One logit: sigmoid cross-entropy; N
+    logits: softmax cross-entropy on integer labels (``models.output_units`` decides the count).
+    """
+    from helpers import train
+
+    loss, _ = train.loss_and_accuracy(model)
+    return loss.from_config({**loss.get_config(), "reduction": None})
 
 
 def starting_model(cfg: Config, model_path: str | Path | None = None):
     """Returns ``(model, why)``: the classifier the multi-worker run fine-tunes, and its source.
 
     ``model_path`` (a ``.keras`` file), else 04's saved model with the same settings, else a new
-    classifier built with ``cfg.seed``. It is returned without augmentation and with dropout off,
-    so the result can be compared with one device's; unfrozen as in 05 (``TL_UNFREEZE``,
-    BatchNormalization frozen).
+    classifier built with ``cfg.seed`` for the data's classes. It is returned without
+    augmentation and with dropout off, so the result can be compared with one device's; unfrozen
+    as in 05 (``TL_UNFREEZE``, BatchNormalization frozen). A model whose outputs or recorded class
+    names do not fit the data's classes is refused (``model_path``) or replaced (04's).
     """
     import keras
 
-    from helpers import models
+    from helpers import data, models
 
+    class_names = data.class_names(cfg)
     if model_path is not None:
         model, why = keras.saving.load_model(model_path, compile=False), f"loaded {model_path}"
+        misfit = _class_misfit(model, Path(model_path), class_names)
+        if misfit:
+            raise DistributedError(
+                f"{misfit}: it cannot be trained on these images. Give a model trained on "
+                f"this data (--model), or leave --model out to start from 04's. "
+                + setting_hint("TL_DATA", cfg.data)
+            )
     else:
         model, why = models.load_saved(cfg, "transfer_model")
+        path = Path(cfg.output_dir) / "transfer_model.keras"
+        misfit = model is not None and _class_misfit(model, path, class_names)
+        if misfit:
+            model, why = None, misfit
         if model is None:
             keras.utils.set_random_seed(cfg.seed)
-            model = models.build_classifier(cfg, models.build_base(cfg))
+            base = models.build_base(cfg)
+            model = models.build_classifier(cfg, base, class_count=len(class_names))
             why += "; a new classifier instead (its head is untrained)"
     model = models.for_inference(model)
     model.get_layer("dropout").rate = 0.0
     models.unfreeze(model.get_layer(models.BASE_NAME), cfg.unfreeze)
     return model, why
+
+
+def _class_misfit(model, path: Path, class_names: list[str]) -> str:
+    """Returns why ``model`` (saved at ``path``) does not fit ``class_names``, or ""."""
+    from helpers import models
+
+    sidecar, _ = models.check_pair(path)
+    recorded = (sidecar or {}).get("class_names")
+    if recorded is not None and list(recorded) != list(class_names):
+        return f"{path} was trained on the classes {recorded}, the data has {class_names}"
+    units, expected = model.output_shape[-1], models.output_units(len(class_names))
+    if units != expected:
+        return (
+            f"{path} outputs {units} logit(s), the data's {len(class_names)} classes "
+            f"{class_names} need {expected}"
+        )
+    return ""
 
 
 def _say(kind: str, *values) -> None:
@@ -165,19 +219,19 @@ def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = 
     _say("READY", index, replicas)
     global_batch = cfg.batch_size * replicas
     dataset = images_dataset(cfg, global_batch)
-    steps = int(dataset.cardinality())
+    steps = int(dataset.cardinality())  # known: images_dataset asserts it
     distributed_data = strategy.experimental_distribute_dataset(dataset)
     with strategy.scope():
         model, why = starting_model(cfg, model_path)
         model.compile(optimizer=keras.optimizers.Adam(1e-5))  # 05's learning rate
         model.optimizer.build(model.trainable_variables)  # its variables mirrored, made here
     _say("MODEL", why)
-    loss_fn = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+    loss_fn = per_example_loss(model)  # from the model's outputs: 1 logit or N
 
     def step(images, labels):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
-            per_example = loss_fn(tf.reshape(tf.cast(labels, "float32"), (-1, 1)), logits)
+            per_example = loss_fn(labels, logits)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
         gradients = tape.gradient(loss, model.trainable_variables)
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
@@ -193,16 +247,15 @@ def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = 
     callbacks = keras.callbacks.CallbackList([backup], model=model)
     callbacks.on_train_begin()  # restores weights and optimizer from the backup, if any
     chief = index == 0
-    first = int(model.optimizer.iterations.numpy()) // max(steps, 1)
+    # the backup restored the optimizer's step count: whole epochs of `steps` steps are done
+    first = int(model.optimizer.iterations.numpy()) // steps
     if first:
         _say("RESUMED", first)
     for epoch in range(first, epochs):
-        total = 0.0
-        for images, labels in distributed_data:
-            total += float(distributed_step(images, labels))
+        losses = [float(distributed_step(images, labels)) for images, labels in distributed_data]
         if chief:  # only the chief writes the backup, before it reports the epoch
             callbacks.on_epoch_end(epoch)
-        _say("EPOCH", epoch + 1, total / max(steps, 1))
+        _say("EPOCH", epoch + 1, float(np.mean(losses)), len(losses))  # the mean of its steps
     if chief:
         callbacks.on_train_end()  # a finished run removes its backup
     weights = {str(i): w for i, w in enumerate(model.get_weights())}
@@ -291,12 +344,31 @@ class Run:
     workers: int
     replicas: int
     losses: dict[int, float]  # epoch (from 1) -> mean loss of its steps, as the chief saw it
+    steps: dict[int, int]  # epoch (from 1) -> the steps it took
     resumed_after: int  # epochs restored from a backup (0: a fresh start)
     model_path: Path
     weights: list[list]  # each worker's final weights (arrays)
     seconds: float
     started_from: str
     output: list[list[str]] = field(default_factory=list)  # each worker's stdout lines
+
+
+def resume_hint(cfg: Config) -> str:
+    """Returns a sentence for a stopped run: the same command resumes from the backup, if any.
+
+    Introduced in 08: a lost worker stops every worker, and running the same command (or cell)
+    again goes on after the last epoch the chief backed up (``BackupAndRestore``).
+    """
+    folder = backup_folder(cfg)
+    if folder.is_dir() and any(folder.iterdir()):
+        return (
+            "Run the same command (or cell) again: it resumes from the backup in "
+            f"{folder}, after the last finished epoch."
+        )
+    return (
+        "No epoch had finished, so there is no backup: the same command (or cell) run again "
+        "starts from epoch 1."
+    )
 
 
 def _reader(stream, lines: queue.Queue, index: int) -> None:
@@ -391,7 +463,7 @@ def run_workers(
                 running = [i for i in range(workers) if i not in finished]
                 raise DistributedError(
                     f"worker {running[0]} was still running after {timeout:.0f} s; stopped all "
-                    f"workers. Its last lines:\n{_tail(logs[running[0]])}"
+                    f"workers. {resume_hint(cfg)} Its last lines:\n{_tail(logs[running[0]])}"
                 )
             try:
                 index, line = lines.get(timeout=0.5)
@@ -402,7 +474,8 @@ def run_workers(
                 if code != 0:
                     raise DistributedError(
                         f"worker {index} (127.0.0.1:{ports[index]}) exited with status {code}; "
-                        f"stopped the others. Its last lines:\n{_tail(logs[index])}"
+                        f"stopped the others. {resume_hint(cfg)} Its last lines:\n"
+                        + _tail(logs[index])
                     )
                 finished.add(index)
                 ready.add(index)
@@ -435,7 +508,8 @@ def run_workers(
     return Run(
         workers=workers,
         replicas=said["READY"][0][1],
-        losses={int(epoch): float(loss) for epoch, loss in said["EPOCH"]},
+        losses={int(epoch): float(loss) for epoch, loss, _ in said["EPOCH"]},
+        steps={int(epoch): int(steps) for epoch, _, steps in said["EPOCH"]},
         resumed_after=said["RESUMED"][0][0] if said["RESUMED"] else 0,
         model_path=Path(said["SAVED"][0][0]),
         weights=weights,
@@ -449,8 +523,12 @@ def _report(kind: str, values: str) -> None:
     if kind == "RESUMED":
         print(f"resumed from the backup after epoch {json.loads(values)[0]}", flush=True)
     else:
-        epoch, loss = json.loads(values)
-        print(f"epoch {epoch}: loss {loss:.4f}", flush=True)
+        epoch, loss, steps = json.loads(values)
+        print(f"epoch {epoch}: loss {loss:.4f} (the mean of {steps} step{_s(steps)})", flush=True)
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
 
 
 def largest_difference(first: list, second: list) -> float:
