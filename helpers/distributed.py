@@ -143,7 +143,7 @@ def starting_model(cfg: Config, model_path: str | Path | None = None):
     class_names = data.class_names(cfg)
     if model_path is not None:
         model, why = keras.saving.load_model(model_path, compile=False), f"loaded {model_path}"
-        misfit = _class_misfit(model, Path(model_path), class_names)
+        misfit = _class_misfit(model, Path(model_path), cfg, class_names)
         if misfit:
             raise DistributedError(
                 f"{misfit}: it cannot be trained on these images. Give a model trained on "
@@ -153,7 +153,7 @@ def starting_model(cfg: Config, model_path: str | Path | None = None):
     else:
         model, why = models.load_saved(cfg, "transfer_model")
         path = Path(cfg.output_dir) / "transfer_model.keras"
-        misfit = model is not None and _class_misfit(model, path, class_names)
+        misfit = model is not None and _class_misfit(model, path, cfg, class_names)
         if misfit:
             model, why = None, misfit
         if model is None:
@@ -167,14 +167,14 @@ def starting_model(cfg: Config, model_path: str | Path | None = None):
     return model, why
 
 
-def _class_misfit(model, path: Path, class_names: list[str]) -> str:
+def _class_misfit(model, path: Path, cfg: Config, class_names: list[str]) -> str:
     """Returns why ``model`` (saved at ``path``) does not fit ``class_names``, or ""."""
     from helpers import models
 
     sidecar, _ = models.check_pair(path)
-    recorded = (sidecar or {}).get("class_names")
-    if recorded is not None and list(recorded) != list(class_names):
-        return f"{path} was trained on the classes {recorded}, the data has {class_names}"
+    mismatch = models.class_mismatch(sidecar or {}, cfg)  # the check load_saved makes
+    if mismatch:
+        return f"{path} {mismatch}"
     units, expected = model.output_shape[-1], models.output_units(len(class_names))
     if units != expected:
         return (
