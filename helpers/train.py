@@ -65,8 +65,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     @property
     def history(self) -> dict[str, list[float]]:
-        keys = self.records[0]["logs"] if self.records else {}
-        return {key: [record["logs"][key] for record in self.records] for key in keys}
+        keys = next((record["logs"] for record in self.records if record["logs"]), {})
+        return {key: [r["logs"].get(key, math.nan) for r in self.records] for key in keys}
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -88,6 +88,14 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def _resume_from(self, epoch: int) -> None:
         """Keeps the records of the epochs before ``epoch`` and the state after the last one."""
         del self.records[epoch:]  # an epoch recorded but not backed up runs again
+        if len(self.records) < epoch:  # the backup holds epochs this file does not know
+            files.warn(
+                f"{self._state_path()} knows {len(self.records)} of the {epoch} epochs the backup "
+                "holds: the history shows them as gaps, and the best epoch is chosen after them"
+            )
+            gap = {"logs": {}, "seconds": 0.0}  # not known: NaN in history, 0 s
+            self.records += [gap] * (epoch - len(self.records))
+            return
         if self.records:
             last = self.records[-1]
             self.best, self.best_epoch, self.wait = last["best"], last["best_epoch"], last["wait"]
@@ -120,7 +128,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             }
         )
         files.atomic_write_json(self._state_path(), {"records": self.records})
-        kept = {record["weights"] for record in self.records[-2:]}  # a rerun needs the last two
+        kept = {r.get("weights") for r in self.records[-2:]}  # a rerun needs the last two
         for old in self.folder.glob("best_weights_epoch_*.npz"):
             if old.name not in kept:
                 old.unlink()
@@ -137,7 +145,9 @@ def resume_hint(early_stopping: ResumableEarlyStopping, rerun: str = "this cell"
         yield
     except KeyboardInterrupt:
         done = len(early_stopping.records)
-        saved = f"epochs 1-{done} are backed up" if done else "no epoch had finished"
+        saved = {0: "no epoch had finished", 1: "epoch 1 is backed up"}.get(
+            done, f"epochs 1-{done} are backed up"
+        )
         raise LearnerError(
             f"interrupted during epoch {done + 1} ({saved}). Run {rerun} again to resume "
             + (f"after epoch {done}." if done else "from the start.")

@@ -230,3 +230,16 @@ def test_an_epoch_recorded_but_not_backed_up_runs_again_and_replaces_its_record(
     state_path.write_text(json.dumps(state))
     _, resumed = _fine_tune(tmp_path / "run")
     assert resumed.history == reference.history and resumed.best_epoch == 1
+
+
+def test_a_backup_without_its_early_stopping_record_resumes_with_gaps_and_a_warning(
+    tmp_path, capsys
+):
+    with pytest.raises(LearnerError, match="epochs 1-3 are backed up"):
+        _fine_tune(tmp_path / "run", stop_after=3)
+    (tmp_path / "run" / "early_stopping.json").unlink()  # lost; the backup is still there
+    _, resumed = _fine_tune(tmp_path / "run")
+    assert "knows 0 of the 3 epochs" in capsys.readouterr().err
+    losses = resumed.history["val_loss"]
+    assert np.isnan(losses[:3]).all() and not np.isnan(losses[3:]).any()
+    assert losses[resumed.best_epoch] == min(losses[3:])  # the best of what it saw
