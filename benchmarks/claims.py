@@ -126,9 +126,27 @@ REFERENCE_CLAIMS = [
 ]
 
 
+# Claims that compare two quantities fold by fold: (data set, larger, smaller, what is claimed).
+REFERENCE_COMPARISONS = [
+    (
+        "catsdogs",
+        "transfer_test",
+        "scratch_test",
+        "the pretrained base beats the convnet from scratch",
+    ),
+    ("catsdogs", "probe_pretrained", "probe_random", "pretrained features beat random weights"),
+    ("catsdogs", "probe_pretrained", "probe_pixels", "pretrained features beat raw pixels"),
+]
+
+
 def check_reference_claims(results: dict[str, dict]) -> list[str]:
     """Returns the reference claims that failed on some fold (each with its values)."""
     failed = []
+    for name, larger, smaller, claim in REFERENCE_COMPARISONS:
+        values = results.get(name, {}).get("values", {})
+        pairs = list(zip(values.get(larger, []), values.get(smaller, []), strict=False))
+        if pairs and not all(a > b for a, b in pairs):
+            failed.append(f"{name}: {claim}: not on every fold ({pairs})")
     for name, key, holds, claim in REFERENCE_CLAIMS:
         values = results.get(name, {}).get("values", {}).get(key, [])
         if values and not all(holds(v) for v in values):

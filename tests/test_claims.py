@@ -66,3 +66,14 @@ def test_a_reference_claim_that_fails_on_one_fold_is_named():
     one_fold = {"catsdogs": {"values": {"z_centre": [5.6, 2.9]}}}
     (failed,) = claims.check_reference_claims(one_fold)
     assert "centre prior" in failed and "2.9" in failed
+
+
+def test_a_comparison_that_fails_on_one_fold_is_named():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("claims", SCRIPT)
+    claims = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(claims)
+    values = {"transfer_test": [0.95, 0.92], "scratch_test": [0.7, 0.93]}
+    (failed,) = claims.check_reference_claims({"catsdogs": {"values": values}})
+    assert "beats the convnet from scratch" in failed
