@@ -99,7 +99,7 @@ class FolderScan:
         """Returns a few lines for people: images found per class, and which files were skipped."""
         lines = [
             f"{self.root}: {len(self.files)} usable images "
-            + ", ".join(f"{name}={n}" for name, n in self.counts().items())
+            + ", ".join(f"{name!r}: {n}" for name, n in self.counts().items())
         ]
         if self.converted:
             lines.append(
@@ -270,7 +270,7 @@ def scan_folder(folder: str | Path) -> FolderScan:
             name = item.path.relative_to(root).parts[0]
             if name in skipped:
                 skipped[name] += 1
-        named = ", ".join(f"{name} (0 usable, {skipped[name]} skipped)" for name in empty)
+        named = ", ".join(f"{name!r} (0 usable, {skipped[name]} skipped)" for name in empty)
         raise DataError(
             f"{root}: the class folder(s) {named} hold no usable image. Add JPEG or PNG images "
             "to each class folder, or move the folder out of "
@@ -418,7 +418,7 @@ def _check_enough_images(scan: FolderScan, carved: tuple[str, ...]) -> None:
     short = {name: n for name, n in scan.counts().items() if n < needed}
     if not short:
         return
-    named = ", ".join(f"{name} ({n} usable)" for name, n in short.items())
+    named = ", ".join(f"{name!r} ({n} usable)" for name, n in short.items())
     shares = " and ".join(f"{SPLIT_FRACTIONS[role]:.0%} to {role}" for role in carved)
     raise DataError(
         f"{scan.root}: too few images in the class folder(s) {named}. Each class needs at least "
@@ -522,12 +522,12 @@ def imbalance_warning(counts: dict[str, int], ratio: float = IMBALANCE_RATIO) ->
     smallest = min(counts, key=counts.get)
     if counts[largest] <= ratio * counts[smallest]:
         return None
-    listed = ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    listed = ", ".join(f"{name!r} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     factor = counts[largest] / max(counts[smallest], 1)
     return (
-        f"Warning: the classes are unbalanced: {largest} has {counts[largest]} training images, "
-        f"{smallest} only {counts[smallest]} ({factor:.1f}x; all: {listed}). Accuracy alone "
-        f"flatters a model that leans towards {largest}: read the per-class recall in 06, and "
+        f"Warning: the classes are unbalanced: {largest!r} has {counts[largest]} training images, "
+        f"{smallest!r} only {counts[smallest]} ({factor:.1f}x; all: {listed}). Accuracy alone "
+        f"flatters a model that leans towards {largest!r}: read the per-class recall in 06, and "
         f"add images of the small classes if you can."
     )
 

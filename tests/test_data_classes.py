@@ -119,7 +119,7 @@ def test_a_class_too_small_for_the_splits_is_named_with_its_count(tmp_path):
     with pytest.raises(data.DataError) as caught:
         data.load_raw(ci_config(folder))
     message = str(caught.value)
-    assert "rose (5 usable)" in message and "at least 6" in message
+    assert "'rose' (5 usable)" in message and "at least 6" in message
     assert "cat" not in message.split("at least")[0].split(str(folder))[-1]  # only rose named
     make_folder(folder, {"rose": 6})  # one more image: every split gets a rose
     assert data.load_raw(ci_config(folder)).class_counts["test"]["rose"] == 1
@@ -130,7 +130,7 @@ def test_an_empty_class_folder_is_named_with_its_count(folder):
     (folder / "bird" / "notes.txt").write_text("not a photo")
     with pytest.raises(data.DataError) as caught:
         data.scan_folder(folder)
-    assert "bird (0 usable, 1 skipped)" in str(caught.value)
+    assert "'bird' (0 usable, 1 skipped)" in str(caught.value)
 
 
 def test_class_names_with_spaces_and_accents_work_as_they_are(tmp_path):
@@ -138,7 +138,7 @@ def test_class_names_with_spaces_and_accents_work_as_they_are(tmp_path):
     before = tree_hashes(folder)
     splits = data.load(ci_config(folder))
     assert splits.class_names == ["crème brûlée", "golden retriever"]
-    assert "crème brûlée=10" in splits.scans[0].report()
+    assert "'crème brûlée': 10" in splits.scans[0].report()
     images = sum(int(images.shape[0]) for images, _ in splits.train)
     assert images == splits.sizes["train"] == 16
     assert tree_hashes(folder) == before
@@ -166,7 +166,9 @@ def test_count_classes_counts_a_dataset_without_counts():
 def test_imbalance_warning_names_the_counts():
     assert data.imbalance_warning({"a": 30, "b": 10, "c": 12}) is None  # 3x exactly: fine
     warning = data.imbalance_warning({"daisy": 31, "rose": 10, "tulip": 12})
-    assert "daisy has 31" in warning and "rose only 10" in warning and "tulip 12" in warning
+    assert "'daisy' has 31" in warning and "'rose' only 10" in warning and "'tulip' 12" in warning
+    # digit class names read as names, not as counts
+    assert "'1' has 31 training images, '2' only 10" in data.imbalance_warning({"1": 31, "2": 10})
 
 
 # --- TL_DATA=tfds:NAME, offline with TFDS's mock data ---------------------------------------------
