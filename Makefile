@@ -3,7 +3,7 @@
 #   make test   set up, then run the unit tests and execute every notebook (ci profile), and
 #               04-09 once more with three classes
 #   make run    execute the whole series headless with the current TL_* settings
-#   make lint   ruff on the helpers, tests, benchmarks, notebooks and jupyter-config
+#   make lint   ruff on the helpers, course_tools, tests, benchmarks, notebooks and jupyter-config
 #   make strip  remove notebook outputs before committing
 #   make fetch  download the data set and weights the active profile needs (for an offline room)
 #   make student  copies of the notebooks without solution cells, in student/
@@ -58,35 +58,35 @@ test: setup
 	fi
 
 run: setup
-	$(PY) -m helpers.run
+	$(PY) -m course_tools.run
 
 lint: setup
-	$(VENV)/bin/ruff check helpers tests benchmarks notebooks jupyter-config
-	$(VENV)/bin/ruff format --check helpers tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff check helpers course_tools tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format --check helpers course_tools tests benchmarks notebooks jupyter-config
 
 format: setup
-	$(VENV)/bin/ruff check --fix helpers tests benchmarks notebooks jupyter-config
-	$(VENV)/bin/ruff format helpers tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff check --fix helpers course_tools tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format helpers course_tools tests benchmarks notebooks jupyter-config
 
 strip: setup
-	$(PY) -m helpers.run --strip
+	$(PY) -m course_tools.run --strip
 
 fetch: setup
-	$(PY) -m helpers.fetch
+	$(PY) -m course_tools.fetch
 
 student: setup
-	$(PY) -m helpers.classroom student
+	$(PY) -m course_tools.classroom student
 
 html: setup
-	$(PY) -m helpers.classroom html
+	$(PY) -m course_tools.classroom html
 
 # TIME_LIMIT: seconds per notebook (default 600); GRADES: where grades.csv goes
 grade: setup
-	$(PY) -m helpers.classroom grade "$(SUBMISSIONS)" $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) $(if $(GRADES),--to "$(GRADES)")
+	$(PY) -m course_tools.classroom grade "$(SUBMISSIONS)" $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) $(if $(GRADES),--to "$(GRADES)")
 
 # Not part of make test: it builds one venv per version set (about 2 GB each) and takes a while.
 compat: setup
-	$(PY) -m helpers.compat $(COMPAT_ARGS)
+	$(PY) -m course_tools.compat $(COMPAT_ARGS)
 
 clean:
 	rm -rf runs

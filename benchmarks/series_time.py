@@ -1,6 +1,6 @@
 """The quick series on the real photos, notebook by notebook: seconds each, in one command.
 
-Runs ``python -m helpers.run`` (what ``make run`` does: each notebook in a fresh kernel, in
+Runs ``python -m course_tools.run`` (what ``make run`` does: each notebook in a fresh kernel, in
 order, 06 and 07 reusing 05's model) with the real-photo settings of ``../shared/data`` and a
 fresh output folder, so no model of an earlier run is reused. Time it on a quiet machine:
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             "TL_IMAGE_SIZE": "224",
             "TL_OUTPUT_DIR": output,
         }
-        command = [sys.executable, "-m", "helpers.run", *chosen]
+        command = [sys.executable, "-m", "course_tools.run", *chosen]
         return subprocess.run(command, env=env, cwd=ROOT).returncode
 
 

@@ -14,6 +14,11 @@ from pathlib import Path
 
 from helpers.errors import LearnerError, setting_hint
 
+# The TensorFlow/Keras ranges `make compat` (course_tools/compat.py) ran the notebooks with, in one
+# place: pyproject.toml's dependencies say the same (a test checks) and the Setup cell's report
+# warns outside them (version_warning). TEACHING.md has the table.
+TESTED_VERSIONS = {"tensorflow": ">=2.20,<2.22", "keras": ">=3.13.2,<3.16"}
+
 PROFILES = ("ci", "quick", "full")
 BACKBONES = ("xception", "mobilenet_v2", "mobilenet", "efficientnet_b0")
 DATA_SOURCES = ("tfds", "sample")
@@ -152,11 +157,31 @@ _CPU_NOTE = {
 }
 
 
+def version_warning(versions: dict[str, str]) -> str | None:
+    """Returns one line naming the versions outside ``TESTED_VERSIONS``, or None (01's Setup).
+
+    ``versions`` maps package names (``tensorflow``, ``keras``) to installed versions.
+    """
+    from packaging.specifiers import SpecifierSet
+
+    outside = [
+        f"{name} {versions[name]} (tested: {spec})"
+        for name, spec in TESTED_VERSIONS.items()
+        if name in versions and not SpecifierSet(spec).contains(versions[name], prereleases=True)
+    ]
+    if not outside:
+        return None
+    return (
+        f"Warning: {', '.join(outside)} is outside the versions this series is tested with; "
+        "if a cell fails, install a tested version (pip install -e . in the project folder)."
+    )
+
+
 def environment_report(cfg: Config) -> str:
     """Returns the Setup cell's lines: versions, the active profile's settings, and the GPU.
 
-    A TensorFlow or Keras outside the tested range (``helpers.compat.TESTED_VERSIONS``) adds a
-    one-line warning under the versions.
+    A TensorFlow or Keras outside the tested range (``TESTED_VERSIONS``) adds a one-line warning
+    under the versions.
     """
     import sys
 
@@ -172,10 +197,8 @@ def environment_report(cfg: Config) -> str:
         device = f"GPU: none ({_CPU_NOTE[cfg.profile]})"
         if cfg.profile == "full":
             device += "\n" + setting_hint("TL_PROFILE", "quick")
-    from helpers import compat
-
     # one line when TensorFlow or Keras is outside the versions `make compat` tested
-    warning = compat.version_warning({"tensorflow": tf.__version__, "keras": keras.__version__})
+    warning = version_warning({"tensorflow": tf.__version__, "keras": keras.__version__})
     return "\n".join(
         [
             f"TensorFlow {tf.__version__}, Keras {keras.__version__} "

@@ -1,6 +1,6 @@
 # `jupyter nbconvert --execute` in this project's .venv: the kernel talks over Unix sockets in a
 # private temporary folder, not TCP, so ipykernel does not print "Kernel is running over TCP
-# without encryption" once per notebook (make run does the same in helpers/run.py).
+# without encryption" once per notebook (make run does the same in course_tools/run.py).
 #
 # `make setup` copies this file into .venv/etc/jupyter/, a folder every Jupyter program started
 # from the .venv reads its configuration from (sys.prefix/etc/jupyter): `make ...`, CI, and a

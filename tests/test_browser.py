@@ -29,8 +29,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_tools.run import NOTEBOOKS, numbered_notebooks
 from helpers import quiet
-from helpers.run import NOTEBOOKS, numbered_notebooks
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_ARGS = [

@@ -1,4 +1,4 @@
-"""helpers.classroom: make student (solution cells removed, copies still run) and make html."""
+"""course_tools.classroom: make student (solution cells removed, copies still run) and make html."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from helpers import classroom
+from course_tools import classroom
+from course_tools.run import NOTEBOOKS, numbered_notebooks
 from helpers.errors import LearnerError
-from helpers.run import NOTEBOOKS, numbered_notebooks
 
 # A 1x1 PNG: the smallest figure an executed notebook can hold.
 PNG = base64.b64encode(
@@ -310,7 +310,7 @@ def test_make_html_draws_stored_widgets_and_shows_the_run(tmp_path, monkeypatch)
     """run.execute stores widget state and the run; html_site shows both, offline."""
     import json
 
-    from helpers import run
+    from course_tools import run
 
     monkeypatch.setenv("TL_PROFILE", "ci")
     monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "runs"))

@@ -14,7 +14,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 import helpers
-from helpers import compat, config
+from course_tools import compat
+from helpers import config
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -74,22 +75,22 @@ def test_a_failed_install_stops_the_notebook_with_one_message(monkeypatch, tmp_p
 def test_pyproject_states_the_tested_versions():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = {Requirement(line).name: line for line in project["dependencies"]}
-    for name, spec in compat.TESTED_VERSIONS.items():
+    for name, spec in config.TESTED_VERSIONS.items():
         assert Requirement(requirements[name]).specifier == SpecifierSet(spec), name
 
 
 def test_version_warning_names_what_is_outside_the_tested_range():
-    assert compat.version_warning({"tensorflow": "2.21.0", "keras": "3.15.1"}) is None
-    warning = compat.version_warning({"tensorflow": "2.15.1", "keras": "3.15.1"})
+    assert config.version_warning({"tensorflow": "2.21.0", "keras": "3.15.1"}) is None
+    warning = config.version_warning({"tensorflow": "2.15.1", "keras": "3.15.1"})
     assert warning is not None and len(warning.splitlines()) == 1
     assert "tensorflow 2.15.1" in warning and "keras" not in warning.split("outside")[0]
-    assert compat.version_warning({"tensorflow": "2.21.0", "keras": "4.0.0"}) is not None
+    assert config.version_warning({"tensorflow": "2.21.0", "keras": "4.0.0"}) is not None
 
 
 def test_setup_report_warns_outside_the_tested_range(monkeypatch):
     cfg = config.load({"TL_PROFILE": "ci"}, gpu=False)
     assert "Warning" not in config.environment_report(cfg)  # the versions this venv has
-    monkeypatch.setitem(compat.TESTED_VERSIONS, "keras", ">=99")
+    monkeypatch.setitem(config.TESTED_VERSIONS, "keras", ">=99")
     report = config.environment_report(cfg)
     warnings = [line for line in report.splitlines() if line.startswith("Warning")]
     assert len(warnings) == 1 and "keras" in warnings[0] and "(tested: >=99)" in warnings[0]

@@ -488,7 +488,7 @@ def test_tfds_offline_prints_no_absl_warning(monkeypatch, tmp_path, capfd, caplo
     "Variant folder ... has no dataset_info.json" (broken by removing quiet_tfds_lookup)."""
     import tensorflow_datasets as tfds
 
-    from helpers import fetch
+    from course_tools import fetch
 
     def unreachable(address, timeout=None):
         raise socket.gaierror(-2, "Name or service not known")

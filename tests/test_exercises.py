@@ -19,8 +19,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from helpers import classroom, exercises
-from helpers.run import NOTEBOOKS, numbered_notebooks
+from course_tools import classroom
+from course_tools.run import NOTEBOOKS, numbered_notebooks
+from helpers import exercises
 
 SERIES = {path.name[:2]: path for path in numbered_notebooks()}
 

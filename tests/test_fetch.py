@@ -1,4 +1,4 @@
-"""helpers.fetch (make fetch): downloads faked, offline failure fast and in one message."""
+"""course_tools.fetch (make fetch): downloads faked, offline failure fast and in one message."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from helpers import fetch
+from course_tools import fetch
 from tests.conftest import ci_config
 
 

@@ -77,7 +77,7 @@ def _notebook(path: Path, *sources: str) -> Path:
 
 
 def test_make_run_prints_no_kernel_warning_and_no_colour_codes(tmp_path, monkeypatch, capfd):
-    from helpers import run
+    from course_tools import run
 
     monkeypatch.setenv("TL_PROFILE", "ci")
     monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "runs"))
@@ -93,7 +93,7 @@ def test_make_run_prints_no_kernel_warning_and_no_colour_codes(tmp_path, monkeyp
 
 def test_make_run_shuts_each_kernel_down_after_its_notebook(tmp_path, monkeypatch):
     """A kernel left running holds its memory (GBs after 04-05) until make run ends."""
-    from helpers import run
+    from course_tools import run
 
     monkeypatch.setenv("TL_PROFILE", "ci")
     monkeypatch.setenv("TL_OUTPUT_DIR", str(tmp_path / "runs"))

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_editable_install_prints_no_banner_and_the_wheel_holds_only_helpers(tmp_path):
+def test_editable_install_prints_no_banner_and_the_wheel_holds_only_the_packages(tmp_path):
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
     pip = [python, "-m", "pip", "install", "--quiet"]
@@ -34,7 +34,8 @@ def test_editable_install_prints_no_banner_and_the_wheel_holds_only_helpers(tmp_
     )
     assert Path(found.stdout.strip()) == ROOT / "helpers" / "__init__.py"
 
-    # A wheel (what Colab's git install builds) holds the package and its metadata only.
+    # A wheel (what Colab's git install builds) holds the two packages and their metadata only:
+    # helpers, and course_tools (make compat runs course_tools.run where the wheel is installed).
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp_path, ROOT],
         check=True,
@@ -42,4 +43,5 @@ def test_editable_install_prints_no_banner_and_the_wheel_holds_only_helpers(tmp_
     )
     (wheel,) = tmp_path.glob("tl_helpers-*.whl")
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
-    assert tops == {"helpers", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
+    metadata = f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"
+    assert tops == {"helpers", "course_tools", metadata}

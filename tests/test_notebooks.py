@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import helpers
-from helpers import run
+from course_tools import run
 
 NOTEBOOKS = run.numbered_notebooks()
 OWNER_REPO = urlparse(helpers.REPOSITORY_URL).path.strip("/").removesuffix(".git")
@@ -61,7 +61,7 @@ def test_committed_without_outputs(notebook):
         for index, cell in enumerate(notebook.cells)
         if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
     ]
-    assert not dirty, f"cells {dirty} carry outputs: python -m helpers.run --strip <notebook>"
+    assert not dirty, f"cells {dirty} carry outputs: python -m course_tools.run --strip <notebook>"
 
 
 def test_opens_with_one_numbered_title(notebook_path, notebook):
@@ -126,7 +126,7 @@ def test_exercises_have_solutions(notebook):
     assert solutions >= len(exercises), "each exercise is followed by a marked solution"
 
 
-# --- helpers.run.strip ----------------------------------------------------------------------------
+# --- course_tools.run.strip -----------------------------------------------------------------------
 
 
 def test_strip_removes_outputs_and_counts(tmp_path):

@@ -8,8 +8,8 @@ import re
 import nbformat
 import pytest
 
+from course_tools.run import NOTEBOOKS, numbered_notebooks
 from helpers import quiet
-from helpers.run import NOTEBOOKS, numbered_notebooks
 
 ONEDNN = (
     "I0000 00:00:1795614791.592478   14747 port.cc:153] oneDNN custom operations are on. "

@@ -8,7 +8,8 @@ import json
 from conftest import ci_config
 from matplotlib.figure import Figure
 
-from helpers import run, viz
+from course_tools import run
+from helpers import viz
 
 METRICS = {
     "transfer_learning": {"val_accuracy": 0.9, "test_accuracy": 0.93456, "seconds": 41.6},

@@ -1,4 +1,4 @@
-"""``python -m helpers.compat`` (``make compat``): the notebooks under other TensorFlow/Keras.
+"""``python -m course_tools.compat`` (``make compat``): the notebooks under other TensorFlow/Keras.
 
 For each version set (the oldest supported TensorFlow/Keras pair, the newest, and the versions
 Colab's runtime ships), it builds a throwaway virtual environment, preinstalls the set, installs
@@ -8,9 +8,9 @@ checks that the preinstalled versions did not change, then executes 01, 04, 05 a
 ``ci`` profile there, one notebook at a time under ``flock /tmp/tf.lock``. It prints one table
 row per set (TEACHING.md keeps the last table) and deletes the environments unless ``--keep``.
 
-``TESTED_VERSIONS`` is the one place the tested TensorFlow/Keras ranges are written down:
-pyproject.toml's dependencies say the same (a test checks) and the Setup cell's report warns
-outside them (:func:`version_warning`, introduced in 01).
+The ranges that passed are written down once, in ``helpers.config.TESTED_VERSIONS`` (the learner's
+Setup cell warns outside them, so they live with the helpers): pyproject.toml's dependencies say
+the same (a test checks).
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ import tempfile
 from pathlib import Path
 
 from helpers import REPOSITORY_URL
-
-# The ranges `python -m helpers.compat` passed with (TEACHING.md has the table).
-TESTED_VERSIONS = {"tensorflow": ">=2.20,<2.22", "keras": ">=3.13.2,<3.16"}
 
 # Colab's runtime as googlecolab/backend-info's pip-freeze.txt lists it (commit a7240792,
 # 2026-08-19 "Upgrade to Python 3.13"; read 2026-11-30). Colab runs Python 3.13; here 3.11.
@@ -63,26 +60,6 @@ VERSION_SETS = {
 NOTEBOOKS = ("01", "04", "05", "07")
 WATCHED = ("tensorflow", "keras", "ipywidgets")  # must not change when Colab's are in range
 LOCK = "/tmp/tf.lock"
-
-
-def version_warning(versions: dict[str, str]) -> str | None:
-    """Returns one line naming the versions outside ``TESTED_VERSIONS``, or None (01's Setup).
-
-    ``versions`` maps package names (``tensorflow``, ``keras``) to installed versions.
-    """
-    from packaging.specifiers import SpecifierSet
-
-    outside = [
-        f"{name} {versions[name]} (tested: {spec})"
-        for name, spec in TESTED_VERSIONS.items()
-        if name in versions and not SpecifierSet(spec).contains(versions[name], prereleases=True)
-    ]
-    if not outside:
-        return None
-    return (
-        f"Warning: {', '.join(outside)} is outside the versions this series is tested with; "
-        "if a cell fails, install a tested version (pip install -e . in the project folder)."
-    )
 
 
 def colab_block(notebook: Path) -> str:
@@ -195,7 +172,7 @@ def run_set(name: str, packages: list[str], root: Path, work: Path) -> dict:
         notebook = next((root / "notebooks").glob(f"{number}_*.ipynb"))
         print(f"[{name}] executing {notebook.name} (waits for {LOCK})", flush=True)
         done = subprocess.run(
-            ["flock", LOCK, str(python), "-m", "helpers.run", str(notebook)],
+            ["flock", LOCK, str(python), "-m", "course_tools.run", str(notebook)],
             capture_output=True,
             text=True,
             env=env,
@@ -230,7 +207,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.compat", description=__doc__.split("\n\n")[1]
+        prog="python -m course_tools.compat", description=__doc__.split("\n\n")[1]
     )
     parser.add_argument(
         "sets", nargs="*", help=f"of {list(VERSION_SETS)} (default: all, unless --set is given)"

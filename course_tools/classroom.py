@@ -1,11 +1,11 @@
 """``make student`` and ``make html``: copies of the series for a classroom.
 
-``python -m helpers.classroom student`` writes the notebooks without their ``solution``-tagged
+``python -m course_tools.classroom student`` writes the notebooks without their ``solution``-tagged
 cells (and without outputs) to ``student/``, with nbconvert's TagRemovePreprocessor.
-``python -m helpers.classroom html`` turns the executed notebooks of the last ``make run``
+``python -m course_tools.classroom html`` turns the executed notebooks of the last ``make run``
 (``<output_dir>/notebooks/``) into a static site in ``<output_dir>/html/``: one page per notebook
 (nbconvert's HTMLExporter, figures inline) and an index with the README's notebook table.
-``python -m helpers.classroom grade FOLDER`` (``make grade SUBMISSIONS=FOLDER``) executes every
+``python -m course_tools.classroom grade FOLDER`` (``make grade SUBMISSIONS=FOLDER``) executes every
 submitted notebook under FOLDER in a fresh kernel (the ``ci`` profile unless ``TL_PROFILE`` says
 otherwise, a time limit per notebook), reads what its ``check`` cells printed and writes
 ``grades.csv`` and a summary. Described in TEACHING.md.
@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course_tools.run import NOTEBOOKS, kernel_transport, numbered_notebooks, patient
 from helpers import config, files
 from helpers.errors import LearnerError
-from helpers.run import NOTEBOOKS, kernel_transport, numbered_notebooks, patient
 
 PROJECT = NOTEBOOKS.parent
 SOLUTION_TAG = "solution"
@@ -165,7 +165,7 @@ def widget_manager(
 
 
 def _run_record(notebook) -> dict:
-    from helpers.run import RUN_METADATA
+    from course_tools.run import RUN_METADATA
 
     return dict(notebook.metadata.get(RUN_METADATA, {}))
 
@@ -224,7 +224,7 @@ def _escape(text) -> str:
 def _results_html(metrics_path: Path | None) -> str:
     import json
 
-    from helpers.run import RESULT_COLUMNS, results_rows
+    from course_tools.run import RESULT_COLUMNS, results_rows
 
     if metrics_path is None or not metrics_path.is_file():
         return "<p>No results: no metrics.json beside the executed notebooks.</p>"
@@ -486,7 +486,7 @@ def grade_notebook(
     Every cell runs even after an error (as a learner's Run All would not, but a teacher wants
     each exercise graded); the run stops at ``time_limit`` seconds. The executed copy is written
     under ``executed``; the submitted file is only read. The kernel talks over Unix sockets, as
-    in ``make run`` (:func:`helpers.run.kernel_transport`: no "running over TCP" warning), and
+    in ``make run`` (:func:`course_tools.run.kernel_transport`: no "running over TCP" warning), and
     is killed, not asked to shut down, when the notebook is over: asked while a cell still runs
     (the time limit), it printed a ``ZMQError`` traceback replying on its closed sockets.
     """
@@ -516,7 +516,7 @@ def grade_notebook(
         async def async_start_new_kernel_client(self):
             kernel_client = await super().async_start_new_kernel_client()
             shell = kernel_client.shell_channel
-            shell.get_msg = patient(shell.get_msg)  # see helpers.run.patient
+            shell.get_msg = patient(shell.get_msg)  # see course_tools.run.patient
             return kernel_client
 
     running = [0]  # the index of the cell being executed, for a time-out's message

@@ -1,6 +1,6 @@
 """``make fetch``: download what the active profile needs, for a room without network.
 
-``python -m helpers.fetch`` downloads, for the current ``TL_*`` settings, the TFDS data set
+``python -m course_tools.fetch`` downloads, for the current ``TL_*`` settings, the TFDS data set
 (``cats_vs_dogs``) and the backbone's ImageNet weights into their standard caches, checks them,
 and prints their sizes, their locations and how to copy them to machines without network.
 Offline it stops within seconds with one message. Described in TEACHING.md ("An offline room").

@@ -1,8 +1,8 @@
 """``make run`` and ``make strip``: execute the series headless, or strip notebook outputs.
 
-``python -m helpers.run`` executes every numbered notebook in order with the current ``TL_*``
+``python -m course_tools.run`` executes every numbered notebook in order with the current ``TL_*``
 settings and writes the executed copies to ``<output_dir>/notebooks/``;
-``python -m helpers.run --strip`` removes outputs and execution counts from ``notebooks/``.
+``python -m course_tools.run --strip`` removes outputs and execution counts from ``notebooks/``.
 """
 
 from __future__ import annotations
