@@ -405,6 +405,25 @@ GRADE_OF = {
     "for two classes only": "two classes only",  # not counted: the run had N classes
 }
 MAX_EXERCISES = 4
+# A check's printed line (helpers.exercises.evaluate writes it), as make grade parses it.
+LINE = re.compile(
+    r"^Exercise (\d+) \((\d\d)\): (correct|not done yet|wrong|for two classes only)\b"
+)
+# Exercises that ask for an explanation: a list of self-check questions, nothing run or graded.
+SELF_CHECK = {("04", 1), ("05", 3), ("06", 3), ("09", 1), ("09", 2)}
+
+
+def exercises_of(notebook: str) -> list[int]:
+    """Returns the numbers of ``notebook``'s exercises (checked and self-check), in order.
+
+    Used by ``make grade`` for the columns of a notebook's row.
+    """
+    from helpers.exercises import CHECKS
+
+    numbers = {n for (nb, n) in CHECKS if nb == notebook} | {
+        n for (nb, n) in SELF_CHECK if nb == notebook
+    }
+    return sorted(numbers)
 
 
 @dataclass
@@ -460,8 +479,6 @@ def _first_error(notebook) -> str:
 
 def _check_statuses(notebook, number: str) -> dict[int, str]:
     """Returns {exercise: grade} from the outputs of the notebook's check cells."""
-    from helpers import exercises
-
     found: dict[int, str] = {}
     for cell in notebook.cells:
         if cell.cell_type != "code" or CHECK_TAG not in cell.metadata.get("tags", []):
@@ -472,7 +489,7 @@ def _check_statuses(notebook, number: str) -> dict[int, str]:
             if output.get("output_type") == "stream"
         )
         for line in text.splitlines():
-            match = exercises.LINE.match(line)
+            match = LINE.match(line)
             if match and match.group(2) == number:
                 found[int(match.group(1))] = GRADE_OF[match.group(3)]
     return found
@@ -497,8 +514,6 @@ def grade_notebook(
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError
 
-    from helpers import exercises
-
     grade = Grade(str(path.relative_to(submissions)), "")
     try:
         notebook = nbformat.read(path, as_version=4)
@@ -506,7 +521,7 @@ def grade_notebook(
         grade.error = f"not a readable notebook: {type(error).__name__}: {error}"[:300]
         return grade
     grade.notebook = _notebook_number(path, notebook)
-    expected = exercises.exercises_of(grade.notebook)
+    expected = exercises_of(grade.notebook)
     if not expected:
         grade.error = "not one of the series' notebooks (its name should start with 01_ .. 08_)"
         return grade
@@ -552,7 +567,7 @@ def grade_notebook(
     grade.error = grade.error or _first_error(notebook)
     found = _check_statuses(notebook, grade.notebook)
     for number in expected:
-        if (grade.notebook, number) in exercises.SELF_CHECK:
+        if (grade.notebook, number) in SELF_CHECK:
             grade.exercises[number] = "self-check"
         else:
             grade.exercises[number] = found.get(number, "error")  # its check did not report

@@ -8,8 +8,8 @@ the notebook (named variables, a model, a function) and prints one line:
 - ``Exercise 2: not done yet: ...`` when the names the answer defines are missing, or
 - ``Exercise 2: wrong: <what is wrong>. Hint: <where to look>`` (never the solution).
 
-Exercises that ask for an explanation get a markdown cell of self-check questions instead
-(``SELF_CHECK``): no fake check. ``make grade`` (``helpers.classroom``) reads the printed lines.
+Exercises that ask for an explanation get a markdown cell of self-check questions instead: no
+fake check. ``make grade`` (course_tools/classroom.py) reads the printed lines.
 With ``TL_STRICT_CHECKS=1`` (set by ``make test``) a check that is not correct raises
 ``CheckFailed``, so a solution notebook whose check fails stops its nbval run.
 """
@@ -17,7 +17,6 @@ With ``TL_STRICT_CHECKS=1`` (set by ``make test``) a check that is not correct r
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,10 +27,6 @@ from helpers.errors import LearnerError
 CORRECT, NOT_DONE, WRONG = "correct", "not done yet", "wrong"
 TWO_CLASSES = "for two classes only"  # an exercise about one logit, in a run with N classes
 STRICT_VARIABLE = "TL_STRICT_CHECKS"
-# The printed line, as make grade parses it.
-LINE = re.compile(
-    r"^Exercise (\d+) \((\d\d)\): (correct|not done yet|wrong|for two classes only)\b"
-)
 # Exercises about one logit and a threshold: with more than two classes they do not apply.
 TWO_CLASSES_ONLY = {("04", 3), ("06", 1), ("06", 2)}
 
@@ -66,19 +61,6 @@ class Exercise:
 
 
 CHECKS: dict[tuple[str, int], Exercise] = {}
-# Exercises that ask for an explanation: a list of self-check questions, nothing run.
-SELF_CHECK = {("04", 1), ("05", 3), ("06", 3), ("09", 1), ("09", 2)}
-
-
-def exercises_of(notebook: str) -> list[int]:
-    """Returns the numbers of ``notebook``'s exercises (checked and self-check), in order.
-
-    Used by ``make grade`` (``helpers.classroom``) for the columns of a notebook's row.
-    """
-    numbers = {n for (nb, n) in CHECKS if nb == notebook} | {
-        n for (nb, n) in SELF_CHECK if nb == notebook
-    }
-    return sorted(numbers)
 
 
 def _exercise(notebook: str, number: int, needs: tuple[str, ...], todo: str):

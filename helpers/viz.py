@@ -309,26 +309,3 @@ def feature_scatter(panels: dict[str, np.ndarray], labels, class_names: Sequence
         axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
-
-
-def results_table(rows: Sequence[Sequence[str]], columns: Sequence[str], *, title: str = ""):
-    """Returns a Figure showing ``rows`` of text under ``columns`` as a table (``make run``'s end).
-
-    Introduced by ``make run`` (helpers/run.py): every stage's test accuracy and seconds.
-    """
-    figure = Figure(figsize=(7.5, 0.5 + 0.4 * (len(rows) + 1)))
-    axis = figure.subplots()
-    axis.axis("off")
-    table = axis.table(
-        cellText=[list(row) for row in rows], colLabels=list(columns), loc="center", cellLoc="left"
-    )
-    table.auto_set_font_size(False)
-    table.set_fontsize(10)
-    table.scale(1, 1.4)
-    for (row, _), cell in table.get_celld().items():
-        if row == 0:
-            cell.set_text_props(weight="bold")
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure

@@ -65,12 +65,12 @@ def number(request) -> str:
 def test_every_exercise_has_a_check_cell_after_its_solution(number):
     cells = _cells(number)
     numbered = _exercise_numbers(cells)
-    assert numbered and numbered == exercises.exercises_of(number), "one entry per exercise"
+    assert numbered and numbered == classroom.exercises_of(number), "one entry per exercise"
     for exercise in numbered:
         (index,) = [i for i, c in enumerate(cells) if c.get("id") == f"check-{number}-{exercise}"]
         cell = cells[index]
         assert _tags(cell) == ["check"]
-        if (number, exercise) in exercises.SELF_CHECK:
+        if (number, exercise) in classroom.SELF_CHECK:
             assert cell.cell_type == "markdown" and cell.source.count("\n- ") >= 2
         else:
             assert cell.cell_type == "code"
@@ -82,7 +82,7 @@ def test_student_copies_keep_the_check_cells(tmp_path):
     for copy in classroom.student_copies(NOTEBOOKS, tmp_path):
         number = copy.name[:2]
         kept = [c.get("id") for c in nbformat.read(copy, as_version=4).cells if "check" in _tags(c)]
-        assert kept == [f"check-{number}-{n}" for n in exercises.exercises_of(number)]
+        assert kept == [f"check-{number}-{n}" for n in classroom.exercises_of(number)]
 
 
 def test_a_check_reads_only_names_that_the_solutions_define(number):
@@ -108,7 +108,7 @@ def test_without_the_answers_every_check_says_not_done_yet(number):
         if notebook == number:
             result = exercises.evaluate(notebook, exercise, namespace)
             assert result.status == exercises.NOT_DONE, result.line
-            assert exercises.LINE.match(result.line)
+            assert classroom.LINE.match(result.line)
             assert all(f"`{name}`" in result.line for name in entry.needs)
 
 
@@ -193,7 +193,7 @@ def test_a_wrong_answer_is_reported_as_wrong_with_a_hint(number):  # self-check 
     exercise, namespace = WRONG[number]
     result = exercises.evaluate(number, exercise, namespace)
     assert result.status == exercises.WRONG, result.line
-    assert exercises.LINE.match(result.line) and "Hint: " in result.line
+    assert classroom.LINE.match(result.line) and "Hint: " in result.line
 
 
 @pytest.mark.parametrize("number", sorted(RIGHT))

@@ -9,7 +9,6 @@ from conftest import ci_config
 from matplotlib.figure import Figure
 
 from course_tools import run
-from helpers import viz
 
 METRICS = {
     "transfer_learning": {"val_accuracy": 0.9, "test_accuracy": 0.93456, "seconds": 41.6},
@@ -61,7 +60,7 @@ def test_make_run_ends_with_the_table(tmp_path, monkeypatch, capsys):
 
 def test_results_table_figure_holds_every_cell():
     rows = [("a", "0.5", "1"), ("b", "-", "-")]
-    figure = viz.results_table(rows, ("stage", "test accuracy", "seconds"), title="t")
+    figure = run.results_table(rows, ("stage", "test accuracy", "seconds"), title="t")
     assert isinstance(figure, Figure)
     (table,) = figure.axes[0].tables
     texts = {cell.get_text().get_text() for cell in table.get_celld().values()}
