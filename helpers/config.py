@@ -21,7 +21,6 @@ TESTED_VERSIONS = {"tensorflow": ">=2.20,<2.22", "keras": ">=3.13.2,<3.16"}
 
 PROFILES = ("ci", "quick", "full")
 BACKBONES = ("xception", "mobilenet_v2", "mobilenet", "efficientnet_b0")
-DATA_SOURCES = ("tfds", "sample")
 
 # TL_UNFREEZE and TL_STORED_VIEWS of the quick profile, chosen with benchmarks/fine_tune_speed.py
 # on 2,000 real photos (MobileNet 0.25, 224 px, 2 CPU cores, 10 epochs): the table in 05, "How much

@@ -58,13 +58,6 @@ def image_grid(
     return figure
 
 
-def batch_grid(dataset, class_names: Sequence[str], count: int = 9):
-    """Returns a grid Figure of the first ``count`` images of a batched dataset, titled by label."""
-    images, labels = next(iter(dataset.unbatch().batch(count)))
-    titles = [class_names[int(label)] for label in labels]
-    return image_grid(images.numpy(), titles)
-
-
 def class_grid(dataset, class_names: Sequence[str], per_class: int = 3, *, size: float = 1.8):
     """Returns a grid Figure with a row of ``per_class`` images for every class, titled by name.
 
