@@ -1,7 +1,7 @@
 # The series' commands. Each target creates (or reuses) the .venv on first use.
 #   make lab    set up, then open the notebooks in JupyterLab
 #   make test   set up, then run the unit tests and execute every notebook (ci profile), and
-#               04-09 once more with three classes
+#               04-09 once more with three classes, in two processes
 #   make run    execute the whole series headless with the current TL_* settings
 #   make lint   ruff on the helpers, course_tools, tests, benchmarks, notebooks and jupyter-config
 #   make strip  remove notebook outputs before committing
@@ -43,19 +43,15 @@ lab: setup
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix $(NEWS_PLUGIN) >/dev/null 2>&1 || true
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
-# Unit tests, then every notebook under nbval. TL_PROFILE defaults to ci here (offline, seconds).
-# TL_STRICT_CHECKS=1: an exercise check that does not pass on the solutions fails its notebook.
-# Then, when TL_DATA and TL_PROFILE are left alone, 04-09 again on three classes (sample:3).
-N_CLASS_NOTEBOOKS := notebooks/04_transfer_learning.ipynb notebooks/05_fine_tuning.ipynb \
-	notebooks/06_evaluation.ipynb notebooks/07_use_your_model.ipynb notebooks/08_scale_up.ipynb \
-	notebooks/09_plain_keras.ipynb
+# Unit tests, every notebook under nbval, and 04-09 again with three classes
+# (tests/test_three_classes.py, when TL_DATA and TL_PROFILE are left alone). TL_PROFILE defaults
+# to ci here (offline, seconds). TL_STRICT_CHECKS=1: an exercise check that does not pass on the
+# solutions fails its notebook. JOBS processes share the tests (pytest-xdist; conftest.py says
+# how): 2 on the 2-core machines the series is tested on; JOBS=0 runs them in this process.
+JOBS ?= 2
 test: setup
-	TL_PROFILE=$${TL_PROFILE:-ci} TL_STRICT_CHECKS=1 $(PY) -m pytest --nbval-lax --durations=10 $(PYTEST_ARGS)
-	@if [ -z "$${TL_DATA:-}" ] && [ "$${TL_PROFILE:-ci}" = ci ] && [ -z "$(PYTEST_ARGS)" ]; then \
-		echo "04-09 again with three classes (TL_DATA=sample:3):"; \
-		TL_PROFILE=ci TL_DATA=sample:3 TL_OUTPUT_DIR=runs/ci-3-classes TL_STRICT_CHECKS=1 \
-			$(PY) -m pytest --nbval-lax $(N_CLASS_NOTEBOOKS); \
-	fi
+	TL_PROFILE=$${TL_PROFILE:-ci} TL_STRICT_CHECKS=1 $(PY) -m pytest --nbval-lax \
+		-n $(JOBS) --durations=15 $(PYTEST_ARGS)
 
 run: setup
 	$(PY) -m course_tools.run

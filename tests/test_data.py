@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, ci_config, make_folder, save_image, tree_hashes
 from PIL import Image
 
+from conftest import CLASS_COLOURS, ci_config, make_folder, save_image, tree_hashes
 from helpers import data
 from helpers.errors import LearnerError
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from conftest import ci_config
 from matplotlib.figure import Figure
 
+from conftest import ci_config
 from course_tools import run
 
 METRICS = {

@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
-from conftest import ci_config
 from matplotlib.figure import Figure
 
+from conftest import ci_config
 from helpers import viz
 
 

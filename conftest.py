@@ -1,0 +1,34 @@
+"""How ``make test`` shares two processes (pytest-xdist, ``JOBS=2``): group by group.
+
+The notebooks (nbval) form one group, so they run in order in one process and 05 finds what 04
+saved; each test file is a group of its own, so a module's fixtures are built once. The longest
+groups start first.
+"""
+
+from __future__ import annotations
+
+# The groups that take longest start first, so neither process waits for the other at the end.
+FIRST = ("notebooks", "tests/test_three_classes.py", "tests/test_browser.py")
+
+
+def _group(nodeid: str) -> str:
+    """Returns the group of a test: "notebooks" for every notebook cell, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return "notebooks" if path.endswith(".ipynb") else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduling by scope, with the scopes of ``_group`` (xdist's own "loadgroup" marks
+    do not reach its scheduler under pytest 9.2: the node ids it renames are no longer read)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return ByGroup(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {group: index for index, group in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(FIRST)))  # stable

@@ -1,0 +1,54 @@
+"""02 and 04-09 once more with three classes (``TL_DATA=sample:3``), as ``make run`` runs them.
+
+Part of ``make test`` when it runs the ci profile on the sample (the two-class run is nbval's): each
+notebook in a fresh kernel, in order, in one output folder, so 05 starts from 04's model and 06-09
+from 05's, with ``TL_STRICT_CHECKS=1`` (an exercise check that fails on its solution stops the
+notebook). The kernels start as a plain ``jupyter lab`` starts them (no ``TF_CPP_MIN_LOG_LEVEL``,
+and ipykernel copies what TensorFlow writes to file descriptor 2 into the cells, which it does not
+under nbval), and no cell may show a TensorFlow C++ log line: with the browser's Run All of 01,
+03, 06 and 07 (tests/test_browser.py), every notebook is checked for them.
+The root conftest.py keeps these tests in one process, in order.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nbformat
+import pytest
+
+from course_tools import run
+from helpers import quiet
+
+NOTEBOOKS = [p for p in run.numbered_notebooks() if p.name[:2] == "02" or "04" <= p.name[:2]]
+ALONE = os.environ.get("TL_PROFILE", "ci") != "ci" or os.environ.get("TL_DATA")
+
+pytestmark = pytest.mark.skipif(
+    bool(ALONE), reason="the three-class run is part of the ci profile on the sample only"
+)
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory):
+    """Returns the output folder the three-class notebooks share."""
+    return tmp_path_factory.mktemp("ci-3-classes")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_runs_with_three_classes(path, three_classes, monkeypatch):
+    monkeypatch.setenv("TL_PROFILE", "ci")
+    monkeypatch.setenv("TL_DATA", "sample:3")
+    monkeypatch.setenv("TL_OUTPUT_DIR", str(three_classes))
+    monkeypatch.setenv("TL_STRICT_CHECKS", "1")
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)  # else ipykernel hides C++ output
+    run.execute(path, three_classes / "notebooks")  # a failing cell raises with its traceback
+    executed = nbformat.read(three_classes / "notebooks" / path.name, 4)
+    texts = [
+        out.get("text", "")
+        for cell in executed.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"
+    ]
+    noise = quiet.noise_lines(texts)
+    assert not noise, f"{path.name} shows TensorFlow log lines:\n" + "\n".join(noise[:5])
