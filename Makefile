@@ -57,12 +57,12 @@ run: setup
 	$(PY) -m course_tools.run
 
 lint: setup
-	$(VENV)/bin/ruff check helpers course_tools tests benchmarks notebooks jupyter-config
-	$(VENV)/bin/ruff format --check helpers course_tools tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff check conftest.py helpers course_tools tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format --check conftest.py helpers course_tools tests benchmarks notebooks jupyter-config
 
 format: setup
-	$(VENV)/bin/ruff check --fix helpers course_tools tests benchmarks notebooks jupyter-config
-	$(VENV)/bin/ruff format helpers course_tools tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff check --fix conftest.py helpers course_tools tests benchmarks notebooks jupyter-config
+	$(VENV)/bin/ruff format conftest.py helpers course_tools tests benchmarks notebooks jupyter-config
 
 strip: setup
 	$(PY) -m course_tools.run --strip

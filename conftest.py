@@ -3,9 +3,14 @@
 The notebooks (nbval) form one group, so they run in order in one process and 05 finds what 04
 saved; each test file is a group of its own, so a module's fixtures are built once. The longest
 groups start first.
+
+Each notebook runs once per class count: where the browser tests run (a chromium, playwright, the
+ci profile), their Run All of 01, 03, 06 and 07 replaces nbval's run of those four.
 """
 
 from __future__ import annotations
+
+import os
 
 # The groups that take longest start first, so neither process waits for the other at the end.
 FIRST = ("notebooks", "tests/test_three_classes.py", "tests/test_browser.py")
@@ -30,5 +35,16 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
+    run_all = [
+        item
+        for item in items
+        if item.path.name == "test_browser.py" and item.name.startswith("test_run_all")
+    ]
+    if run_all and os.environ.get("TL_PROFILE", "ci") == "ci" and run_all[0].module.can_run():
+        in_browser = {item.callspec.params["name"] for item in run_all}
+        twice = [item for item in items if item.path.name in in_browser]  # their nbval cells
+        if twice:
+            config.hook.pytest_deselected(items=twice)
+            items[:] = [item for item in items if item.path.name not in in_browser]
     rank = {group: index for index, group in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(_group(item.nodeid), len(FIRST)))  # stable

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_tools.run import NOTEBOOKS, kernel_transport, numbered_notebooks, patient
+from course_tools.run import NOTEBOOKS, notebook_client, numbered_notebooks
 from helpers import config, files
 from helpers.errors import LearnerError
 
@@ -510,8 +510,6 @@ def grade_notebook(
     import tempfile
 
     import nbformat
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError
 
     grade = Grade(str(path.relative_to(submissions)), "")
@@ -527,13 +525,6 @@ def grade_notebook(
         return grade
     deadline = time.monotonic() + time_limit
 
-    class Client(NotebookClient):
-        async def async_start_new_kernel_client(self):
-            kernel_client = await super().async_start_new_kernel_client()
-            shell = kernel_client.shell_channel
-            shell.get_msg = patient(shell.get_msg)  # see course_tools.run.patient
-            return kernel_client
-
     running = [0]  # the index of the cell being executed, for a time-out's message
 
     def on_cell_execute(cell, cell_index):
@@ -542,10 +533,9 @@ def grade_notebook(
     start = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
-            client = Client(
+            client = notebook_client(
                 notebook,
-                km=AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets)),
-                kernel_name="python3",
+                sockets,
                 allow_errors=True,
                 timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())),
                 shutdown_kernel="immediate",  # nothing to save; see the docstring

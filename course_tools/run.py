@@ -84,6 +84,25 @@ def kernel_transport(folder: str) -> dict[str, str]:
     return {"transport": "ipc", "ip": os.path.join(folder, "kernel")}
 
 
+def notebook_client(notebook, sockets: str, **options):
+    """Returns an nbclient client for ``notebook`` (``options``: NotebookClient's) whose python3
+    kernel listens on Unix sockets in the folder ``sockets`` (:func:`kernel_transport`) and whose
+    shell channel waits patiently (:func:`patient`): the one ``make run`` and ``make grade`` use.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kernel_client = await super().async_start_new_kernel_client()
+            shell = kernel_client.shell_channel
+            shell.get_msg = patient(shell.get_msg)
+            return kernel_client
+
+    kernel_manager = AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets))
+    return Client(notebook, km=kernel_manager, kernel_name="python3", **options)
+
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes in tracebacks
 
 
@@ -105,16 +124,6 @@ def execute(path: Path, output_folder: Path) -> float:
     import tempfile
     from datetime import datetime
 
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
-
-    class Client(NotebookClient):
-        async def async_start_new_kernel_client(self):
-            kernel_client = await super().async_start_new_kernel_client()
-            shell = kernel_client.shell_channel
-            shell.get_msg = patient(shell.get_msg)
-            return kernel_client
-
     notebook = nbformat.read(path, as_version=4)
     cfg = config.load()
     notebook.metadata[RUN_METADATA] = {
@@ -128,11 +137,10 @@ def execute(path: Path, output_folder: Path) -> float:
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
-            client = Client(
+            client = notebook_client(
                 notebook,
-                km=AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets)),
+                sockets,
                 timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
-                kernel_name="python3",
                 store_widget_state=True,
                 resources={"metadata": {"path": str(path.parent)}},
             )

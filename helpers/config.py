@@ -62,7 +62,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         seed=1337,
         unfreeze=QUICK_UNFREEZE,  # measured: benchmarks/fine_tune_speed.py
         stored_views=QUICK_STORED_VIEWS,
-        scratch_epochs=8,  # 04's baseline: 5 to 6 s an epoch on 1,600 photos (claims.py)
+        scratch_epochs=8,  # 04's baseline: 2 to 3 s an epoch on 1,600 photos at 112 px (claims.py)
     ),
     # A GPU (e.g. Colab): the seed recipe, Xception at 150x150 with 20 + 10 epochs.
     "full": dict(

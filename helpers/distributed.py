@@ -83,8 +83,9 @@ def setup_devices(cfg: Config) -> list[str]:
 # --- the multi-worker program -------------------------------------------------------------------
 
 
-def images_dataset(cfg: Config, global_batch: int):
-    """Returns the training images as a ``tf.data.Dataset`` of global batches, in a fixed order.
+def images_dataset(cfg: Config, global_batch: int, steps: int | None = None):
+    """Returns the training images as a ``tf.data.Dataset`` of global batches, in a fixed order:
+    the first ``steps`` batches when given (08 shows the mechanics on a few), else all of them.
 
     Introduced in 08, for the custom step. Not shuffled and without the last, smaller batch, so
     every worker and a single device see the same batches (a real run shuffles with one seed on
@@ -99,14 +100,15 @@ def images_dataset(cfg: Config, global_batch: int):
     from helpers import data
 
     raw = data.load_raw(cfg)
-    steps = raw.sizes["train"] // global_batch
+    full_batches = raw.sizes["train"] // global_batch
+    steps = full_batches if steps is None else min(steps, full_batches)
     if steps < 1:
         raise DistributedError(
             f"{raw.sizes['train']} training images do not fill one global batch of "
             f"{global_batch} ({cfg.batch_size} a replica): lower TL_BATCH_SIZE or add images."
         )
     dataset = data.prepare(raw.train, cfg.image_size, global_batch, shuffle=False)
-    dataset = dataset.unbatch().batch(global_batch, drop_remainder=True)
+    dataset = dataset.unbatch().batch(global_batch, drop_remainder=True).take(steps)
     # unbatch() makes the count unknown; assert_cardinality restores it, and fails if it is wrong
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     options = tf.data.Options()
@@ -199,7 +201,13 @@ def backup_folder(cfg: Config) -> Path:
     return Path(cfg.output_dir) / "backup" / "distributed"
 
 
-def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = None) -> None:
+def run_worker(
+    cfg: Config,
+    folder: Path,
+    epochs: int,
+    model_path: str | None = None,
+    steps: int | None = None,
+) -> None:
     """Runs this process's worker of the cluster in ``TF_CONFIG``: 08's custom step, resumable.
 
     The same steps as 08's multi-worker cells: ``MultiWorkerMirroredStrategy``, the model and its
@@ -218,7 +226,7 @@ def run_worker(cfg: Config, folder: Path, epochs: int, model_path: str | None = 
     replicas = strategy.num_replicas_in_sync
     _say("READY", index, replicas)
     global_batch = cfg.batch_size * replicas
-    dataset = images_dataset(cfg, global_batch)
+    dataset = images_dataset(cfg, global_batch, steps)
     steps = int(dataset.cardinality())  # known: images_dataset asserts it
     distributed_data = strategy.experimental_distribute_dataset(dataset)
     with strategy.scope():
@@ -391,6 +399,7 @@ def run_workers(
     *,
     epochs: int | None = None,
     model_path: str | Path | None = None,
+    steps: int | None = None,
     first_port: int | None = None,
     start_timeout: float = START_TIMEOUT,
     timeout: float = RUN_TIMEOUT,
@@ -404,8 +413,9 @@ def run_workers(
     ``<output_dir>/distributed/``. A worker that has not joined within ``start_timeout``
     seconds, that exits with an error, or a run past ``timeout`` stops every worker and raises
     :class:`DistributedError` naming the worker and its last lines: never a hang. ``command``
-    replaces the worker's command line (tests use it to start a worker that fails). With
-    ``report``, each epoch's loss is printed as the chief reports it.
+    replaces the worker's command line (tests use it to start a worker that fails). ``steps``
+    limits an epoch to its first global batches (:func:`images_dataset`). With ``report``, each
+    epoch's loss is printed as the chief reports it.
     """
     import numpy as np
 
@@ -427,6 +437,7 @@ def run_workers(
         "--epochs",
         str(epochs),
         *(["--model", str(model_path)] if model_path else []),
+        *(["--steps", str(steps)] if steps else []),
     ]
     base_env = {**os.environ, **settings_environment(cfg), "TF_CPP_MIN_LOG_LEVEL": "2"}
     lines: queue.Queue = queue.Queue()
@@ -556,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="epochs (default: TL_FINE_TUNE_EPOCHS)")
     parser.add_argument("--port", type=int, help="first of the workers' ports (default: free)")
     parser.add_argument("--model", help="a .keras classifier to start from (default: 04's)")
+    parser.add_argument("--steps", type=int, help="steps an epoch (default: every image)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -572,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             folder = Path(cfg.output_dir) / "distributed"
             folder.mkdir(parents=True, exist_ok=True)
-            run_worker(cfg, folder, args.epochs or cfg.fine_tune_epochs, args.model)
+            run_worker(cfg, folder, args.epochs or cfg.fine_tune_epochs, args.model, args.steps)
             return 0
         print(f"starting {args.workers} workers on 127.0.0.1 ...", flush=True)
         run = run_workers(
@@ -580,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
             args.workers,
             epochs=args.epochs,
             model_path=args.model,
+            steps=args.steps,
             first_port=args.port,
             report=True,
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import ci_config
 
+from conftest import ci_config
 from helpers import augment, models, train
 
 
@@ -44,3 +44,13 @@ def test_from_scratch_augments_only_in_training_and_learns(cfg):
         before
     )
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_from_scratch_resizes_large_images_down_first_and_leaves_small_ones():
+    large = models.from_scratch(ci_config(TL_IMAGE_SIZE="224", TL_BACKBONE="mobilenet"))
+    names = [layer.name for layer in large.layers]
+    assert names.index("resize") < names.index(augment.NAME), "augment the smaller images"
+    assert large.get_layer("resize").output.shape[1:3] == (models.SCRATCH_SIZE,) * 2
+    assert large.input_shape == (None, 224, 224, 3)  # the same images as the transfer model
+    small = models.from_scratch(ci_config(TL_IMAGE_SIZE="75"))
+    assert "resize" not in [layer.name for layer in small.layers]

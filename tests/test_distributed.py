@@ -271,6 +271,11 @@ def test_the_training_images_know_their_steps_an_epoch():
     dataset = distributed.images_dataset(cfg, 16)  # 63 training images in the ci sample
     assert int(dataset.cardinality()) == 63 // 16 == 3  # known, though unbatch() loses it
     assert sum(1 for _ in dataset) == 3
+    first_two = distributed.images_dataset(cfg, 16, steps=2)  # 08 shows the mechanics on a few
+    assert int(first_two.cardinality()) == sum(1 for _ in first_two) == 2
+    for (few, _), (every, _) in zip(first_two, dataset, strict=False):  # the same first batches
+        np.testing.assert_array_equal(few.numpy(), every.numpy())
+    assert int(distributed.images_dataset(cfg, 16, steps=10).cardinality()) == 3  # at most all
     with pytest.raises(distributed.DistributedError, match="do not fill one global batch of 64"):
         distributed.images_dataset(cfg, 64)
 
