@@ -1,7 +1,8 @@
 """How ``make test`` shares two processes (pytest-xdist, ``JOBS=2``): group by group.
 
 The notebooks (nbval) form one group, so they run in order in one process and 05 finds what 04
-saved; each test file is a group of its own, so a module's fixtures are built once. The longest
+saved; each test file is a group of its own, so a module's fixtures are built once, unless a
+test's id ends in ``@name``, which names its group (tests/test_three_classes.py). The longest
 groups start first.
 
 Each notebook runs once per class count: where the browser tests run (a chromium, playwright, the
@@ -13,13 +14,18 @@ from __future__ import annotations
 import os
 
 # The groups that take longest start first, so neither process waits for the other at the end.
-FIRST = ("notebooks", "tests/test_three_classes.py", "tests/test_browser.py")
+FIRST = ("three-classes-a", "tests/test_browser.py", "notebooks", "three-classes-b")
 
 
 def _group(nodeid: str) -> str:
-    """Returns the group of a test: "notebooks" for every notebook cell, else its file."""
+    """Returns the group of a test: "notebooks" for every notebook cell, the name after an ``@``
+    at the end of its id, else its file."""
     path = nodeid.split("::", 1)[0]
-    return "notebooks" if path.endswith(".ipynb") else path
+    if path.endswith(".ipynb"):
+        return "notebooks"
+    if nodeid.endswith("]") and "@" in nodeid.rsplit("[", 1)[-1]:
+        return nodeid[:-1].rsplit("@", 1)[1]
+    return path
 
 
 def pytest_xdist_make_scheduler(config, log):

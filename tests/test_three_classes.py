@@ -1,13 +1,17 @@
 """02 and 04-09 once more with three classes (``TL_DATA=sample:3``), as ``make run`` runs them.
 
-Part of ``make test`` when it runs the ci profile on the sample (the two-class run is nbval's): each
-notebook in a fresh kernel, in order, in one output folder, so 05 starts from 04's model and 06-09
-from 05's, with ``TL_STRICT_CHECKS=1`` (an exercise check that fails on its solution stops the
-notebook). The kernels start as a plain ``jupyter lab`` starts them (no ``TF_CPP_MIN_LOG_LEVEL``,
-and ipykernel copies what TensorFlow writes to file descriptor 2 into the cells, which it does not
-under nbval), and no cell may show a TensorFlow C++ log line: with the browser's Run All of 01,
-03, 06 and 07 (tests/test_browser.py), every notebook is checked for them.
-The root conftest.py keeps these tests in one process, in order.
+Part of ``make test`` when it runs the ci profile on the sample (the two-class run is nbval's):
+each notebook in a fresh kernel, in order, with ``TL_STRICT_CHECKS=1`` (an exercise check that
+fails on its solution stops the notebook). The kernels start as a plain ``jupyter lab`` starts
+them (no ``TF_CPP_MIN_LOG_LEVEL``, and ipykernel copies what TensorFlow writes to file descriptor
+2 into the cells, which it does not under nbval), and no cell may show a TensorFlow C++ log line:
+with the browser's Run All of 01, 03, 06 and 07 (tests/test_browser.py), every notebook is
+checked for them.
+
+Two chains, each in its own output folder and kept in one process, in order, by the root
+conftest.py (the ``@`` in a test's id names its group): 02, 04, 05, 06, 07, where 05 starts from
+04's model and 06 and 07 from 05's; and 08, 09, which need no earlier notebook (08 builds its own
+model, 09 says that 05 has recorded nothing). The two chains can run in the two processes at once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ import pytest
 from course_tools import run
 from helpers import quiet
 
-NOTEBOOKS = [p for p in run.numbered_notebooks() if p.name[:2] == "02" or "04" <= p.name[:2]]
+CHAINS = {"a": ("02", "04", "05", "06", "07"), "b": ("08", "09")}
+RUNS = [
+    (chain, p)
+    for p in run.numbered_notebooks()
+    for chain, numbers in CHAINS.items()
+    if p.name[:2] in numbers
+]
 ALONE = os.environ.get("TL_PROFILE", "ci") != "ci" or os.environ.get("TL_DATA")
 
 pytestmark = pytest.mark.skipif(
@@ -29,13 +39,23 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def three_classes(tmp_path_factory):
-    """Returns the output folder the three-class notebooks share."""
-    return tmp_path_factory.mktemp("ci-3-classes")
+def folders(tmp_path_factory):
+    """Returns the output folder of each chain, made when its first notebook runs."""
+    made = {}
+
+    def folder(chain: str):
+        if chain not in made:
+            made[chain] = tmp_path_factory.mktemp(f"ci-3-classes-{chain}")
+        return made[chain]
+
+    return folder
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_runs_with_three_classes(path, three_classes, monkeypatch):
+@pytest.mark.parametrize(
+    ("chain", "path"), RUNS, ids=[f"{p.stem}@three-classes-{chain}" for chain, p in RUNS]
+)
+def test_runs_with_three_classes(chain, path, folders, monkeypatch):
+    three_classes = folders(chain)
     monkeypatch.setenv("TL_PROFILE", "ci")
     monkeypatch.setenv("TL_DATA", "sample:3")
     monkeypatch.setenv("TL_OUTPUT_DIR", str(three_classes))
