@@ -507,7 +507,6 @@ def grade_notebook(
     is killed, not asked to shut down, when the notebook is over: asked while a cell still runs
     (the time limit), it printed a ``ZMQError`` traceback replying on its closed sockets.
     """
-    import tempfile
 
     import nbformat
     from nbclient.exceptions import CellTimeoutError
@@ -532,16 +531,14 @@ def grade_notebook(
 
     start = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
-            client = notebook_client(
-                notebook,
-                sockets,
-                allow_errors=True,
-                timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())),
-                shutdown_kernel="immediate",  # nothing to save; see the docstring
-                on_cell_execute=on_cell_execute,
-                resources={"metadata": {"path": str(NOTEBOOKS)}},
-            )
+        with notebook_client(
+            notebook,
+            allow_errors=True,
+            timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())),
+            shutdown_kernel="immediate",  # nothing to save; see the docstring
+            on_cell_execute=on_cell_execute,
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        ) as client:
             # cleanup_kc: with its own kernel manager (km=), the client would leave it running
             client.execute(cleanup_kc=True, cwd=str(NOTEBOOKS), env=env)
     except Exception as error:  # a time-out, a dead kernel: this notebook's row says so

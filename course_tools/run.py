@@ -8,6 +8,7 @@ settings and writes the executed copies to ``<output_dir>/notebooks/``;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import time
@@ -84,11 +85,15 @@ def kernel_transport(folder: str) -> dict[str, str]:
     return {"transport": "ipc", "ip": os.path.join(folder, "kernel")}
 
 
-def notebook_client(notebook, sockets: str, **options):
-    """Returns an nbclient client for ``notebook`` (``options``: NotebookClient's) whose python3
-    kernel listens on Unix sockets in the folder ``sockets`` (:func:`kernel_transport`) and whose
-    shell channel waits patiently (:func:`patient`): the one ``make run`` and ``make grade`` use.
+@contextlib.contextmanager
+def notebook_client(notebook, **options):
+    """Yields an nbclient client for ``notebook`` (``options``: NotebookClient's) whose python3
+    kernel listens on Unix sockets in a temporary folder (:func:`kernel_transport`, removed
+    afterwards) and whose shell channel waits patiently (:func:`patient`): the one ``make run``
+    and ``make grade`` use.
     """
+    import tempfile
+
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
@@ -99,8 +104,9 @@ def notebook_client(notebook, sockets: str, **options):
             shell.get_msg = patient(shell.get_msg)
             return kernel_client
 
-    kernel_manager = AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets))
-    return Client(notebook, km=kernel_manager, kernel_name="python3", **options)
+    with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
+        kernel_manager = AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets))
+        yield Client(notebook, km=kernel_manager, kernel_name="python3", **options)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes in tracebacks
@@ -121,7 +127,6 @@ def execute(path: Path, output_folder: Path) -> float:
     kernel) and, in its metadata under ``RUN_METADATA``, the profile, data source, backbone and
     image size it ran with and whether it finished.
     """
-    import tempfile
     from datetime import datetime
 
     notebook = nbformat.read(path, as_version=4)
@@ -136,14 +141,12 @@ def execute(path: Path, output_folder: Path) -> float:
     }
     start = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
-            client = notebook_client(
-                notebook,
-                sockets,
-                timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
-                store_widget_state=True,
-                resources={"metadata": {"path": str(path.parent)}},
-            )
+        with notebook_client(
+            notebook,
+            timeout=CELL_TIMEOUT,  # a lost kernel stops the run instead of hanging it forever
+            store_widget_state=True,
+            resources={"metadata": {"path": str(path.parent)}},
+        ) as client:
             # cleanup_kc: a client given its kernel manager (km=) leaves the kernel running by
             # default; without it every notebook's kernel stayed alive until make run ended
             client.execute(cleanup_kc=True)
