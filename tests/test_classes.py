@@ -8,9 +8,9 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import ci_config
 from sklearn.metrics import confusion_matrix
 
+from conftest import ci_config
 from helpers import evaluate, export, models, predict, train, viz, widgets
 from helpers.errors import LearnerError
 

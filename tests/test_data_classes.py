@@ -7,8 +7,8 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import ci_config, colour_centroid_accuracy, make_folder, tree_hashes
 
+from conftest import ci_config, colour_centroid_accuracy, make_folder, tree_hashes
 from helpers import config, data, sample
 
 # --- TL_DATA=sample:N ----------------------------------------------------------------------------

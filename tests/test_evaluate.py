@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASS_COLOURS, ci_config, make_folder, save_image
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
+from conftest import CLASS_COLOURS, ci_config, make_folder, save_image
 from helpers import augment, data, evaluate, models, viz, widgets
 from helpers.errors import LearnerError
 

@@ -8,8 +8,8 @@ import importlib
 import keras
 import numpy as np
 import pytest
-from conftest import ci_config, make_folder
 
+from conftest import ci_config, make_folder
 from helpers import augment, models, train
 from helpers.errors import LearnerError
 

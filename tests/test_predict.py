@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, ci_config, make_folder, save_image
 
+from conftest import CLASS_COLOURS, ci_config, make_folder, save_image
 from helpers import data, models, predict
 
 TINY = dict(TL_BACKBONE="mobilenet", TL_ALPHA="0.25", TL_IMAGE_SIZE="32", TL_WEIGHTS="none")

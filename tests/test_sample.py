@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import colour_centroid_accuracy, tree_hashes
 from PIL import Image
 
+from conftest import colour_centroid_accuracy, tree_hashes
 from helpers import data, sample
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import ci_config
 
+from conftest import ci_config
 from helpers import config, files, models, predict, train
 
 ROOT = Path(__file__).resolve().parents[1]

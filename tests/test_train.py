@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ci_config
 
+from conftest import ci_config
 from helpers import train
 from helpers.errors import LearnerError
 
@@ -94,6 +94,23 @@ def test_epoch_timer_records_one_duration_per_epoch():
     timer = train.EpochTimer()
     model.fit(np.zeros((4, 2)), np.zeros(4), epochs=3, verbose=0, callbacks=[timer])
     assert len(timer.epoch_seconds) == 3 and all(s > 0 for s in timer.epoch_seconds)
+
+
+def test_epoch_timer_leaves_the_validation_pass_out_of_train_seconds():
+    import time
+
+    class SlowValidation(keras.callbacks.Callback):  # 0.3 s in every validation pass
+        def on_test_batch_end(self, batch, logs=None):
+            time.sleep(0.3)
+
+    model = train.head_on_features(2)
+    model.compile(optimizer="adam", loss="mse")
+    timer = train.EpochTimer()
+    data = (np.zeros((4, 2)), np.zeros(4))
+    model.fit(*data, validation_data=data, batch_size=4, epochs=2, verbose=0,
+              callbacks=[timer, SlowValidation()])  # fmt: skip
+    for total, training in zip(timer.epoch_seconds, timer.train_seconds, strict=True):
+        assert total - training >= 0.3 and 0 < training < total
 
 
 def test_transfer_model_trains_the_head_05_uses_when_04_did_not_run(tmp_path):

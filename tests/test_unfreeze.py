@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ci_config
 
+from conftest import ci_config
 from helpers import augment, config, models, train
 from helpers.errors import LearnerError
 
