@@ -1,7 +1,7 @@
 # The series' commands. Each target creates (or reuses) the .venv on first use.
 #   make lab    set up, then open the notebooks in JupyterLab
 #   make test   set up, then run the unit tests and execute every notebook (ci profile), and
-#               04-09 once more with three classes, in two processes
+#               02 and 04-09 once more with three classes, in two processes
 #   make run    execute the whole series headless with the current TL_* settings
 #   make lint   ruff on the helpers, course_tools, tests, benchmarks, notebooks and jupyter-config
 #   make strip  remove notebook outputs before committing
@@ -43,8 +43,9 @@ lab: setup
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix $(NEWS_PLUGIN) >/dev/null 2>&1 || true
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
-# Unit tests, every notebook under nbval, and 04-09 again with three classes
-# (tests/test_three_classes.py, when TL_DATA and TL_PROFILE are left alone). TL_PROFILE defaults
+# Unit tests, every notebook (nbval; the browser's Run All for 01, 03, 06, 07 where chromium is
+# there), and 02 and 04-09 again with three classes (tests/test_three_classes.py, when TL_DATA
+# and TL_PROFILE are left alone). TL_PROFILE defaults
 # to ci here (offline, seconds). TL_STRICT_CHECKS=1: an exercise check that does not pass on the
 # solutions fails its notebook. JOBS processes share the tests (pytest-xdist; conftest.py says
 # how): 2 on the 2-core machines the series is tested on; JOBS=0 runs them in this process.
