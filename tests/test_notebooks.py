@@ -264,3 +264,26 @@ def test_the_lesson_is_no_longer_to_read_than_before_the_review():
                 lines += sum(1 for line in cell.source.splitlines() if line.strip())
     assert words <= 10_900, f"{words} markdown words in 01-07"
     assert lines <= 1_531, f"{lines} visible lines of code in 01-07"
+
+
+def test_the_plain_recipe_uses_no_helpers_after_setup_and_stays_short():
+    """Issue 26: 09's lesson is plain Keras a learner can copy. Only Setup and collapsed extra
+    cells may use the course's helpers; the visible recipe stays within about 60 lines."""
+    (path,) = [p for p in NOTEBOOKS if p.name.startswith("09_")]
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    setup = next(i for i, c in enumerate(cells) if "from helpers import" in c.source)
+    helper_call = re.compile(r"(?<![\w.])(helpers|config|data|models|train)\.|from helpers")
+    lesson = [
+        c
+        for c in cells[setup + 1 :]
+        if not _collapsed(c) and "solution" not in c.metadata.get("tags", [])
+    ]
+    uses = [c.source.splitlines()[0] for c in lesson if helper_call.search(c.source)]
+    assert lesson and not uses, f"lesson cells of 09 that use helpers: {uses}"
+    code = [
+        line
+        for c in lesson
+        for line in c.source.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert len(code) <= 65, f"09's recipe has {len(code)} lines of code"
