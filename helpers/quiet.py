@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 # absl's C++ log line after its severity letter: date, time, thread, file:line] message.
 _CPP_LINE = r"\d{4} \d+:\d+:\d+\.\d+\s+\d+ [\w.\-]+:\d+\] "
@@ -41,17 +41,6 @@ DECODE_NOISE = re.compile(rf"^E{_CPP_LINE}Premature end of JPEG data")
 def is_cpp_log_line(line: str) -> bool:
     """Returns True when ``line`` looks like a C++ (absl) log line, e.g. ``I0000 00:00:...``."""
     return re.match(rf"[IWEF]{_CPP_LINE}", line) is not None
-
-
-def noise_lines(texts: Iterable[str]) -> list[str]:
-    """Returns the lines of ``texts`` (cell outputs) a learner should never see: C++ log lines
-    and TensorFlow's start-up noise (the tests check every notebook's outputs with it)."""
-    return [
-        line
-        for text in texts
-        for line in text.splitlines()
-        if is_cpp_log_line(line) or STARTUP_NOISE.match(line)
-    ]
 
 
 @contextlib.contextmanager
