@@ -36,6 +36,7 @@ NO_GPU_NOISE = re.compile(rf"^(?:{_STARTUP}|E{_CPP_LINE}failed call to cuInit)")
 # What TensorFlow's JPEG decoder logs when it refuses a truncated file, besides raising
 # InvalidArgumentError with the same words (introduced in 02, which decodes one on purpose).
 DECODE_NOISE = re.compile(rf"^E{_CPP_LINE}Premature end of JPEG data")
+ALL_LINES = re.compile("")  # the converters' (07) and python -m helpers.predict's: nothing shows
 
 
 def is_cpp_log_line(line: str) -> bool:
