@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from helpers import files, progress
-from helpers.config import Config
+from helpers.config import METRICS_ADVICE, Config
 from helpers.errors import LearnerError
 
 
@@ -327,11 +327,6 @@ def combine_histories(
 def metrics_path(cfg: Config) -> Path:
     """Returns the path of the run's ``metrics.json``."""
     return Path(cfg.output_dir) / "metrics.json"
-
-
-METRICS_ADVICE = (
-    "A fresh metrics.json is started; run the earlier notebooks again to fill in their results."
-)
 
 
 def read_metrics(cfg: Config) -> dict:
