@@ -1,14 +1,9 @@
 """Keeps TensorFlow's C++ start-up log lines out of the notebooks (used by every Setup cell).
 
-On a machine without a GPU, importing TensorFlow 2.21 writes a block of C++ log lines straight to
-the process's stderr (file descriptor 2), which JupyterLab shows in red under the first cell:
-``oneDNN custom operations are on``, ``Could not find cuda drivers``, and, when the GPU is first
-looked for, ``failed call to cuInit: ... CUDA error``. ``TF_CPP_MIN_LOG_LEVEL`` cannot hide the
-first ones: TensorFlow logs them before it reads that variable. So while TensorFlow loads, and
-while it looks for a GPU, stderr goes to a temporary file; afterwards every line that is not one
-of those log lines is written back. Python warnings and real errors stay visible.
-
-This works when ``helpers`` is imported before ``keras`` or ``tensorflow`` (the Setup cells do).
+Without a GPU, TensorFlow 2.21 writes C++ log lines to file descriptor 2 (red in JupyterLab)
+while it loads, before it reads ``TF_CPP_MIN_LOG_LEVEL``, and when it looks for a GPU. So stderr
+goes to a temporary file then, and every other line is written back. It works when ``helpers``
+is imported before ``keras`` or ``tensorflow``.
 """
 
 from __future__ import annotations
@@ -47,10 +42,7 @@ def is_cpp_log_line(line: str) -> bool:
 @contextlib.contextmanager
 def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
     """Runs the ``with`` block with file descriptor 2 captured, then replays the lines that are
-    not ``noise`` to ``sys.stderr``.
-
-    Does nothing special where descriptor 2 cannot be redirected (then nothing is hidden).
-    """
+    not ``noise`` to ``sys.stderr`` (where it cannot be redirected, nothing is hidden)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -75,11 +67,8 @@ def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
 
 
 def import_tensorflow() -> None:
-    """Imports TensorFlow without its C++ start-up lines (once; later calls do nothing).
-
-    Also sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless it is set already, so TensorFlow's later INFO and
-    WARNING C++ lines stay hidden too (errors still show).
-    """
+    """Imports TensorFlow without its C++ start-up lines, and ``TF_CPP_MIN_LOG_LEVEL=2`` unless
+    set (later INFO and WARNING lines hidden too)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return
