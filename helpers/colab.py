@@ -1,10 +1,7 @@
 """Colab only: whether its frontend can draw the explorers' ipywidgets, set up once at import.
 
-Colab draws ipywidgets 7 (it ships 7.7.1, and the series accepts it) without help. With
-ipywidgets 8, Colab draws widgets only through its custom widget manager, which
-``google.colab.output.enable_custom_widget_manager()`` turns on (googlecolab/colabtools#498,
-#3020). ``import helpers`` in the Setup cell calls :func:`widgets_render` in Colab; elsewhere
-(JupyterLab, Jupyter, VS Code) widgets are drawn as they are.
+Colab draws ipywidgets 7 (it ships 7.7.1) as they are, ipywidgets 8 only through its custom
+widget manager (googlecolab/colabtools#498, #3020).
 """
 
 from __future__ import annotations
@@ -19,11 +16,8 @@ STATIC_NOTE = (
 
 
 def widgets_render() -> bool:
-    """Returns True when ipywidgets can be drawn in this frontend (Setup of 01, 03, 06, 07).
-
-    Outside Colab, and in Colab with ipywidgets 7, always True. In Colab with ipywidgets 8 or
-    later it enables Colab's custom widget manager (once), and returns False when that fails.
-    """
+    """Returns True when ipywidgets can be drawn in this frontend; in Colab with ipywidgets 8,
+    after enabling its custom widget manager (once), False when that fails."""
     global _render
     if _render is None:
         _render = _decide()

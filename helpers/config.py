@@ -130,11 +130,8 @@ class Config:
     def jit_compile(self) -> bool | str:
         """Returns ``compile(jit_compile=...)``'s value: "auto" on a GPU, False on a CPU.
 
-        On a GPU, XLA fuses operations and speeds training up; "auto" lets Keras use it only for a
-        model whose every layer supports it. In 04 and 05 that is the head trained on cached
-        features. The end-to-end and fine-tuning models hold ``RandomRotation``, which (like
-        ``RandomZoom`` and ``RandomTranslation``) has no XLA support, so they run without XLA.
-        On a CPU it buys little, so the series leaves it off there.
+        "auto" uses XLA only where every layer supports it: the head on cached features, not
+        models holding ``RandomRotation``. On a CPU it buys little.
         """
         return "auto" if self.gpu else False
 
@@ -159,10 +156,7 @@ _CPU_NOTE = {
 
 
 def version_warning(versions: dict[str, str]) -> str | None:
-    """Returns one line naming the versions outside ``TESTED_VERSIONS``, or None (01's Setup).
-
-    ``versions`` maps package names (``tensorflow``, ``keras``) to installed versions.
-    """
+    """Returns one line naming the ``{package: version}`` outside ``TESTED_VERSIONS``, or None."""
     from packaging.specifiers import SpecifierSet
 
     outside = [
@@ -179,11 +173,8 @@ def version_warning(versions: dict[str, str]) -> str | None:
 
 
 def environment_report(cfg: Config) -> str:
-    """Returns the Setup cell's lines: versions, the active profile's settings, and the GPU.
-
-    A TensorFlow or Keras outside the tested range (``TESTED_VERSIONS``) adds a one-line warning
-    under the versions.
-    """
+    """Returns the Setup cell's lines: versions (warned outside ``TESTED_VERSIONS``), the GPU,
+    and the active profile's settings."""
     import sys
 
     import keras
@@ -198,7 +189,6 @@ def environment_report(cfg: Config) -> str:
         device = f"GPU: none ({_CPU_NOTE[cfg.profile]})"
         if cfg.profile == "full":
             device += "\n" + setting_hint("TL_PROFILE", "quick")
-    # one line when TensorFlow or Keras is outside the versions `make compat` tested
     warning = version_warning({"tensorflow": tf.__version__, "keras": keras.__version__})
     return "\n".join(
         [
@@ -223,11 +213,8 @@ def project_root(start: Path | None = None) -> Path | None:
 
 
 def resolve_path(value: str, variable: str, *, must_exist: bool = True) -> Path:
-    """Returns ``value`` as an absolute path, tried from the current folder, then the project root.
-
-    Notebooks run with the ``notebooks/`` folder as their current folder, while the README's
-    commands are typed at the project root: a relative path works from either.
-    """
+    """Returns ``value`` as an absolute path, tried from the current folder, then the project root
+    (notebooks run in ``notebooks/``, the README's commands at the root)."""
     path = Path(value).expanduser()
     if path.is_absolute():
         candidates = [path]
@@ -271,11 +258,7 @@ UNFREEZE_ACCEPTED = (
 
 
 def parse_unfreeze(raw: str) -> str | float | int:
-    """Returns ``TL_UNFREEZE``'s value: "all", a fraction in (0, 1), or a block count >= 1.
-
-    Introduced in 05. A whole number counts the base's blocks (Xception block1..block14, ...);
-    whether the base has that many is checked when it is built (models.first_trainable_index).
-    """
+    """Returns ``TL_UNFREEZE``'s value: "all", a fraction in (0, 1), or a block count >= 1 (05)."""
     value = raw.strip().lower()
     if value == "all":
         return "all"
@@ -312,11 +295,8 @@ DATA_ACCEPTED = (
 
 
 def parse_data(raw: str) -> str:
-    """Returns ``TL_DATA``'s value: "tfds", "tfds:NAME", "sample", "sample:N" or a folder path.
-
-    Introduced in 02. ``sample:2`` is ``sample`` (the two classes cat and dog); a folder becomes an
-    absolute path. Whether TFDS knows NAME is checked when the data is loaded (data.load_raw).
-    """
+    """Returns ``TL_DATA``'s value: "tfds", "tfds:NAME", "sample", "sample:N" (N > 2) or an
+    absolute folder path (02)."""
     value = raw.strip()
     kind, colon, rest = value.partition(":")
     kind = kind.strip().lower()
@@ -367,11 +347,7 @@ DISTRIBUTE_ACCEPTED = (
 
 
 def parse_distribute(raw: str) -> str:
-    """Returns ``TL_DISTRIBUTE``'s value: "none", "mirrored", "mirrored:N", "multiworker", "tpu".
-
-    Introduced in 08. ``mirrored:N`` needs N >= 1; whether this machine has N GPUs is checked
-    when the strategy is made (``helpers.distributed.setup_devices``).
-    """
+    """Returns ``TL_DISTRIBUTE``'s value: "none", "mirrored", "mirrored:N", "multiworker", "tpu"."""
     value = raw.strip().lower().replace(" ", "")
     if value in ("none", "mirrored", "multiworker", "tpu"):
         return value
@@ -415,11 +391,9 @@ def load(
 ) -> Config:
     """Returns the settings: a profile's defaults, overridden by the ``TL_*`` variables in ``env``.
 
-    ``env`` defaults to ``os.environ``, read at each call: after ``%env TL_DATA=sample`` in a
-    notebook, running the Setup cell again picks it up. ``gpu`` defaults to asking TensorFlow.
-    Introduced in 01. A bad value raises :class:`ConfigError`, whose message ends with the two
-    ways to change the setting. ``writable=False`` is for what only reads the output folder
-    (``python -m helpers.predict``): it is neither created nor checked for write access.
+    Introduced in 01. ``env`` (default ``os.environ``) is read at each call, so ``%env`` then
+    Setup again works. A bad value raises :class:`ConfigError` saying how to change it.
+    ``writable=False``: the output folder is only read (``python -m helpers.predict``).
     """
     try:
         cfg = _load(os.environ if env is None else env, gpu)
@@ -435,13 +409,14 @@ def load(
         raise ConfigError(f"{error} {hint}") from None
 
 
-def check_output_dir(output_dir: Path) -> None:
-    """Raises :class:`ConfigError` unless ``output_dir`` can be created and written to.
+METRICS_ADVICE = (
+    "A fresh metrics.json is started; run the earlier notebooks again to fill in their results."
+)
 
-    Introduced in 01 (every Setup cell, through :func:`load`): a read-only output folder stops
-    the notebook at its first line, with one message, not at its first figure. A damaged
-    ``metrics.json`` there is set aside as ``metrics.json.damaged`` now, before any work.
-    """
+
+def check_output_dir(output_dir: Path) -> None:
+    """Raises :class:`ConfigError` unless ``output_dir`` can be created and written to, and
+    sets a damaged ``metrics.json`` aside: in Setup, before any work."""
     import tempfile
 
     from helpers import files
@@ -457,11 +432,7 @@ def check_output_dir(output_dir: Path) -> None:
             "Choose a folder you can write to (e.g. one in your home folder), or fix its "
             "permissions."
         ) from None
-    files.read_json_or_set_aside(
-        output_dir / "metrics.json",
-        "A fresh metrics.json is started; run the earlier notebooks again to fill in their "
-        "results.",
-    )
+    files.read_json_or_set_aside(output_dir / "metrics.json", METRICS_ADVICE)
 
 
 def _load(env: Mapping[str, str], gpu: bool | None) -> Config:

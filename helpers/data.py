@@ -1,8 +1,6 @@
-"""Loading images for the series: TFDS (``cats_vs_dogs`` or any image classification data set),
-your own folder, or the offline sample.
+"""Loading images (introduced in 02): TFDS, your own folder, or the offline sample.
 
-Introduced in 02. One call, :func:`load`, returns train / validation / test datasets ready for
-``fit``; :func:`load_raw` and :func:`prepare` are its two halves, so 02 can show each step.
+:func:`load` is :func:`load_raw` then :func:`prepare`, so 02 can show each step.
 """
 
 from __future__ import annotations
@@ -206,10 +204,8 @@ SCAN_BAR_MINIMUM = 500  # files: a progress bar for folders that take more than 
 def scan_folder(folder: str | Path) -> FolderScan:
     """Returns every usable image in ``folder`` (one subfolder per class) and what was skipped.
 
-    Each file is opened and decoded once before any training, so a broken file is reported here
-    instead of stopping an epoch halfway. Nothing in ``folder`` is changed: images TensorFlow
-    refuses or decodes wrongly (TIFF, BMP, WebP with alpha ...) are converted to PNG copies
-    elsewhere; JPEG (CMYK too), PNG, GIF and plain WebP are read as they are.
+    Each file is decoded once here, so a broken one cannot stop an epoch halfway. Formats
+    TensorFlow refuses or decodes wrongly are converted to PNG copies elsewhere.
     """
     root = Path(folder).expanduser()
     if not root.exists():
@@ -281,12 +277,7 @@ def scan_folder(folder: str | Path) -> FolderScan:
 
 def split_folders(folder: str | Path) -> dict[str, Path] | None:
     """Returns ``{"train": ..., "test": ..., "validation": ...}`` (those present) for a folder laid
-    out in split folders, or None for a folder of class folders.
-
-    Introduced in 02. The Kaggle layout: ``train/`` beside ``test/``, ``validation/`` or ``val/``
-    (any case), each holding the same class folders. Its splits are used as they are; a missing
-    validation or test split is carved from ``train/`` (:data:`SPLIT_FRACTIONS`).
-    """
+    out in split folders (the Kaggle layout), or None for a folder of class folders (02)."""
     root = Path(folder).expanduser()
     if not root.is_dir():
         return None
@@ -314,10 +305,7 @@ def split_folders(folder: str | Path) -> dict[str, Path] | None:
 
 
 def images_needed(fractions: tuple[float, ...]) -> int:
-    """Returns the fewest images a class needs so :func:`split_indices` gives every part one.
-
-    Introduced in 02: a class folder with fewer is refused by name, with its count.
-    """
+    """Returns the fewest images a class needs so :func:`split_indices` gives every part one."""
     for count in range(1, 1000):
         sizes = [int(round(count * f)) for f in fractions]
         if min(sizes, default=1) >= 1 and count - sum(sizes) >= 1:
@@ -328,11 +316,8 @@ def images_needed(fractions: tuple[float, ...]) -> int:
 def split_indices(
     labels: Iterable[int], fractions: tuple[float, ...], seed: int
 ) -> list[np.ndarray]:
-    """Returns index arrays, one per fraction (the rest goes first), stratified by label.
-
-    The same labels and seed always give the same split; each part is shuffled, so classes are
-    mixed in file order too.
-    """
+    """Returns index arrays, one per fraction (the rest goes first), stratified by label,
+    the same for the same seed; each part shuffled."""
     labels = np.asarray(list(labels))
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
@@ -359,9 +344,8 @@ def decode_image(path, label):
 def read_image(source: str | Path | bytes) -> np.ndarray:
     """Returns the image in ``source`` (a file path, or a file's bytes) as uint8 RGB, (h, w, 3).
 
-    Introduced in 07: a photo is decoded exactly as for training. JPEG and PNG go through
-    TensorFlow, as in :func:`files_dataset`; other formats (GIF, BMP, CMYK ...) through the same
-    Pillow conversion :func:`scan_folder` applies. Anything else raises :class:`DataError`.
+    Introduced in 07: decoded exactly as for training (TensorFlow, or :func:`scan_folder`'s
+    Pillow conversion).
     """
     import tensorflow as tf
 
@@ -384,10 +368,7 @@ def read_image(source: str | Path | bytes) -> np.ndarray:
 
 
 def files_dataset(files: list[Path], labels: list[int]):
-    """Returns a dataset of ``(uint8 image, label)`` read from ``files`` (checked by scan_folder).
-
-    Introduced in 02; every image comes out with 3 channels, whatever its format or colour mode.
-    """
+    """Returns a dataset of ``(uint8 RGB image, label)`` read from ``files`` (02)."""
     import tensorflow as tf
 
     paths = tf.constant([str(p) for p in files])
@@ -494,9 +475,7 @@ def _label_counts(labels: Iterable[int], names: list[str]) -> dict[str, int]:
 def count_classes(splits: Splits) -> dict[str, dict[str, int]]:
     """Returns the images of each class in each split: ``{"train": {"cat": 29, ...}, ...}``.
 
-    Introduced in 02. Folders were counted when they were scanned; TFDS splits are counted here,
-    by reading every label once (a pass over the split), and kept in ``splits.class_counts``.
-    Raw (:func:`load_raw`) and batched (:func:`load`) splits both work.
+    Introduced in 02. TFDS splits are counted here, in a pass over their labels.
     """
     if not splits.class_counts:
         import tensorflow as tf
@@ -510,17 +489,14 @@ def count_classes(splits: Splits) -> dict[str, dict[str, int]]:
     return splits.class_counts
 
 
-def imbalance_warning(counts: dict[str, int], ratio: float = IMBALANCE_RATIO) -> str | None:
-    """Returns a warning naming the counts when the largest class has more than ``ratio`` times
-    the images of the smallest, or None when the classes are balanced enough.
-
-    Introduced in 02, for the training split's counts (:func:`count_classes`).
-    """
+def imbalance_warning(counts: dict[str, int]) -> str | None:
+    """Returns a warning naming the counts when the largest class has more than
+    ``IMBALANCE_RATIO`` times the images of the smallest, or None (02)."""
     if not counts:
         return None
     largest = max(counts, key=counts.get)
     smallest = min(counts, key=counts.get)
-    if counts[largest] <= ratio * counts[smallest]:
+    if counts[largest] <= IMBALANCE_RATIO * counts[smallest]:
         return None
     listed = ", ".join(f"{name!r} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     factor = counts[largest] / max(counts[smallest], 1)
@@ -568,13 +544,8 @@ class _NoVariantFolderWarning(logging.Filter):
 
 @contextmanager
 def quiet_tfds_lookup() -> Iterator[None]:
-    """Silences one TFDS warning while a builder is looked up (02, 04 and ``make fetch``).
-
-    Before cats_vs_dogs is prepared, ``tfds.builder`` looks at its folder in the data directory
-    and warns through the ``absl`` logger that the version folder "has no dataset_info.json":
-    printed in red above the offline message, and only noise (the data set is simply not there
-    yet). Other absl messages still show.
-    """
+    """Silences TFDS's "has no dataset_info.json" while a builder is looked up (02, 04,
+    ``make fetch``): before a data set is prepared, it is only red noise above the message."""
     logger = logging.getLogger("absl")
     quiet = _NoVariantFolderWarning()
     logger.addFilter(quiet)
@@ -584,11 +555,8 @@ def quiet_tfds_lookup() -> Iterator[None]:
         logger.removeFilter(quiet)
 
 
-def _download_problem(builder, timeout: float = 5.0, host: str = TFDS_HOST) -> str | None:
-    """Returns why the download cannot start, or None when it can (or is not needed).
-
-    Without this, an offline ``tfds.load`` retries for minutes before it fails.
-    """
+def _download_problem(builder, host: str = TFDS_HOST) -> str | None:
+    """Returns why the download cannot start, or None (offline, tfds.load retries for minutes)."""
     import socket
 
     if builder.is_prepared() or any(os.environ.get(v) for v in _PROXY_VARIABLES):
@@ -597,17 +565,14 @@ def _download_problem(builder, timeout: float = 5.0, host: str = TFDS_HOST) -> s
     if any(downloads.glob("*kagglecatsanddogs*")):
         return None  # the archive is already here
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection((host, 443), timeout=5.0).close()
     except OSError as error:
         return f"cannot reach {host} ({error.strerror or error}): no network, or the host is down"
     return None
 
 
 def tfds_name(cfg: Config) -> str | None:
-    """Returns the TFDS data set ``cfg.data`` names (``tfds`` is cats_vs_dogs), or None.
-
-    Introduced in 02 (``TL_DATA=tfds`` or ``tfds:NAME``).
-    """
+    """Returns the TFDS data set ``cfg.data`` names (``tfds`` is cats_vs_dogs), or None (02)."""
     if cfg.data == "tfds":
         return "cats_vs_dogs"
     return cfg.data.partition(":")[2] if cfg.data.startswith("tfds:") else None
@@ -623,12 +588,8 @@ def _tfds_not_usable(name: str, why: str) -> DataError:
 
 
 def tfds_builder(name: str):
-    """Returns the TFDS builder of ``name``, checked to be single-label image classification.
-
-    Introduced in 02 (``TL_DATA=tfds:NAME``). Nothing is downloaded: the check reads the data
-    set's description (``builder.info``), which TFDS ships with its code. A name TFDS does not
-    know, or a data set of another kind, raises :class:`DataError` naming some that work.
-    """
+    """Returns the TFDS builder of ``name``, checked to be single-label image classification
+    from its description, without downloading (02); else :class:`DataError` names some that are."""
     import difflib
 
     import tensorflow_datasets as tfds
@@ -730,11 +691,7 @@ def _tfds_splits(cfg: Config) -> Splits:
 
 
 def load_raw(cfg: Config) -> Splits:
-    """Returns the splits as unbatched datasets of ``(uint8 image of any size, label)``.
-
-    The source is ``cfg.data``: ``tfds`` (cats_vs_dogs), ``tfds:NAME``, ``sample`` or ``sample:N``
-    (generated on first use) or a folder path (class folders, or train/ and test/ folders).
-    """
+    """Returns the splits of ``cfg.data`` as unbatched datasets of ``(uint8 image, label)`` (02)."""
     if tfds_name(cfg) is not None:
         return _tfds_splits(cfg)
     classes = sample_classes(cfg)
@@ -746,10 +703,7 @@ def load_raw(cfg: Config) -> Splits:
 
 
 def sample_classes(cfg: Config) -> int | None:
-    """Returns the class count of ``TL_DATA=sample`` (2) or ``sample:N`` (N), or None.
-
-    Introduced in 02.
-    """
+    """Returns the class count of ``TL_DATA=sample`` (2) or ``sample:N`` (N), or None (02)."""
     if cfg.data == "sample":
         return 2
     return int(cfg.data.partition(":")[2]) if cfg.data.startswith("sample:") else None
@@ -769,20 +723,13 @@ def resize(image, label, image_size: int):
 
 
 def prepare_image(image, image_size: int) -> np.ndarray:
-    """Returns one uint8 image (h, w, 3) as the model sees it: :func:`resize`'s central square.
-
-    Introduced in 07. The same function :func:`prepare` maps over every data set, so a photo gets
-    exactly the pixels it would get in the test split.
-    """
+    """Returns one uint8 image (h, w, 3) as the model sees it, by the :func:`resize` the data
+    sets use (07)."""
     return np.asarray(resize(image, None, image_size)[0])
 
 
 def class_names(cfg: Config) -> list[str]:
-    """Returns the class names of ``cfg.data`` without loading it (label ``i`` is name ``i``).
-
-    Introduced in 07: saved models record them (``models.save``), so prediction needs only the
-    model. Folders: the class subfolders, sorted, as :func:`scan_folder` numbers them.
-    """
+    """Returns the class names of ``cfg.data`` without loading it (label ``i`` is name ``i``)."""
     if cfg.data == "tfds":
         return ["cat", "dog"]  # the label names of TFDS cats_vs_dogs
     if tfds_name(cfg) is not None:
@@ -794,11 +741,8 @@ def class_names(cfg: Config) -> list[str]:
 
 
 def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: int = 0):
-    """Returns ``dataset`` resized, cached, shuffled (if asked), batched and prefetched.
-
-    Cached images are uint8 (a quarter of the memory of float32). Only the training set is
-    shuffled: evaluation sets keep one fixed order, so predictions line up with labels.
-    """
+    """Returns ``dataset`` resized, cached (uint8: a quarter of float32's memory), shuffled (if
+    asked: evaluation sets keep their order), batched and prefetched (02)."""
     import tensorflow as tf
 
     dataset = dataset.map(
@@ -812,10 +756,7 @@ def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: i
 
 
 def load(cfg: Config) -> Splits:
-    """Returns train / validation / test datasets of ``(uint8 image batch, label batch)``.
-
-    Images are ``cfg.image_size`` squares; only ``train`` is shuffled. Introduced in 02.
-    """
+    """Returns train / validation / test batches of ``(uint8 squares, labels)`` (02)."""
     raw = load_raw(cfg)
     return dataclasses.replace(
         raw,
@@ -826,14 +767,11 @@ def load(cfg: Config) -> Splits:
 
 
 def as_folders(cfg: Config) -> dict[str, Path]:
-    """Returns this run's train, validation and test split as folders of class folders.
+    """Returns this run's train, validation and test split as folders of class folders (09).
 
-    Introduced in 09, whose plain-Keras recipe reads them with
-    ``keras.utils.image_dataset_from_directory``: the same images as the rest of the series,
-    after the same checks (unusable files skipped, odd formats converted). Under
-    ``TL_OUTPUT_DIR/folders/``: links to the files of a folder (a copy where links are not
-    allowed), PNG files (lossless) for a TFDS data set. Made once; reused while the split is the
-    same. The learner's own folder is never modified.
+    The series' images after its checks, for ``image_dataset_from_directory``: links (or copies)
+    to a folder's files, PNG files for TFDS, under ``TL_OUTPUT_DIR/folders/``; reused while the
+    split is the same.
     """
     import shutil
 

@@ -1,16 +1,8 @@
 """tf.distribute plumbing for 08: devices, local worker processes, and the multi-worker run.
 
-The lesson's code stands in 08: ``tf.distribute.MirroredStrategy``, ``strategy.scope()``, the
-custom step (``strategy.run``, ``tf.GradientTape``, ``tf.nn.compute_average_loss``),
-``strategy.experimental_distribute_dataset`` and ``keras.callbacks.BackupAndRestore``. This module
-holds what is not the lesson: making logical CPU devices before TensorFlow starts, starting and
-stopping worker processes with their ``TF_CONFIG`` on free 127.0.0.1 ports, timeouts that name the
-worker, and the worker program itself (the same code a real cluster runs with its own
-``TF_CONFIG``).
-
-``python -m helpers.distributed --workers N`` starts N local workers and fine-tunes the top of the
-classifier with ``MultiWorkerMirroredStrategy``; ``python -m helpers.distributed`` with
-``TF_CONFIG`` set runs this machine's worker of a real cluster.
+The strategies, the custom step and ``BackupAndRestore`` are the lesson and stand in 08. This
+module makes logical CPU devices, starts and stops local workers, and is the worker program
+(``python -m helpers.distributed --workers N``, or with a real cluster's ``TF_CONFIG``).
 """
 
 from __future__ import annotations
@@ -46,11 +38,8 @@ class DistributedError(LearnerError):
 def setup_devices(cfg: Config) -> list[str]:
     """Returns the devices ``tf.distribute.MirroredStrategy`` should mirror over (08's Setup).
 
-    Introduced in 08. With several GPUs (``TL_DISTRIBUTE=mirrored``, or ``mirrored:N`` and at
-    least N GPUs) they are the GPUs. Otherwise this splits the CPU into logical devices, 2 by
-    default (``mirrored:N``: N), so the lesson runs anywhere; that must happen before TensorFlow
-    initialises its devices, hence in the Setup cell. Running Setup again is fine; after other
-    TensorFlow work has started, a different count asks for a kernel restart.
+    Several GPUs when ``TL_DISTRIBUTE`` asks for them, else the CPU split into logical devices
+    (2, or N for ``mirrored:N``), which must happen before TensorFlow initialises its devices.
     """
     from helpers import quiet
 
@@ -84,16 +73,12 @@ def setup_devices(cfg: Config) -> list[str]:
 
 
 def images_dataset(cfg: Config, global_batch: int, steps: int | None = None):
-    """Returns the training images as a ``tf.data.Dataset`` of global batches, in a fixed order:
-    the first ``steps`` batches when given (08 shows the mechanics on a few), else all of them.
+    """Returns the training images as a ``tf.data.Dataset`` of global batches (the first
+    ``steps`` when given), for 08's custom step.
 
-    Introduced in 08, for the custom step. Not shuffled and without the last, smaller batch, so
-    every worker and a single device see the same batches (a real run shuffles with one seed on
-    every worker). Its cardinality is known (the training images // ``global_batch``): re-batching
-    loses it, and a resumed run needs the steps an epoch to know which epoch it stopped in.
-    ``AutoShardPolicy.DATA``: each worker reads the whole pipeline and keeps its part of each
-    global batch (``FILE`` splits the input files instead, for large data sets stored as many
-    files).
+    Unshuffled and without the smaller last batch, so every worker and one device see the same
+    batches. Its cardinality is asserted: a resumed run needs the steps an epoch. Sharded by
+    ``DATA``: each worker keeps its part of each global batch.
     """
     import tensorflow as tf
 
@@ -117,12 +102,8 @@ def images_dataset(cfg: Config, global_batch: int, steps: int | None = None):
 
 
 def per_example_loss(model):
-    """Returns the loss of ``train.loss_and_accuracy(model)`` with one value per image (08).
-
-    The custom step sums it and divides by the global batch (``tf.nn.compute_average_loss``), so
-    it must not be averaged first (``reduction=None``). One logit: sigmoid cross-entropy; N
-    logits: softmax cross-entropy on integer labels (``models.output_units`` decides the count).
-    """
+    """Returns the loss of ``train.loss_and_accuracy(model)`` with one value per image (08):
+    the custom step averages it over the global batch itself."""
     from helpers import train
 
     loss, _ = train.loss_and_accuracy(model)
@@ -132,11 +113,9 @@ def per_example_loss(model):
 def starting_model(cfg: Config, model_path: str | Path | None = None):
     """Returns ``(model, why)``: the classifier the multi-worker run fine-tunes, and its source.
 
-    ``model_path`` (a ``.keras`` file), else 04's saved model with the same settings, else a new
-    classifier built with ``cfg.seed`` for the data's classes. It is returned without
-    augmentation and with dropout off, so the result can be compared with one device's; unfrozen
-    as in 05 (``TL_UNFREEZE``, BatchNormalization frozen). A model whose outputs or recorded class
-    names do not fit the data's classes is refused (``model_path``) or replaced (04's).
+    ``model_path``, else 04's saved model, else a new seeded classifier; without augmentation
+    and dropout (comparable with one device's), unfrozen as in 05. A model for other classes is
+    refused (``model_path``) or replaced (04's).
     """
     import keras
 
@@ -192,12 +171,8 @@ def _say(kind: str, *values) -> None:
 
 
 def backup_folder(cfg: Config) -> Path:
-    """Returns where the multi-worker run keeps its BackupAndRestore files (introduced in 08).
-
-    One folder for all workers: the chief writes it, and every worker restores from it, so all
-    resume from the same epoch. On a real cluster it must be a folder every machine can read
-    (``TL_OUTPUT_DIR`` on shared storage).
-    """
+    """Returns where the multi-worker run keeps its BackupAndRestore files (introduced in 08):
+    the chief writes, every worker restores (on a cluster: shared storage)."""
     return Path(cfg.output_dir) / "backup" / "distributed"
 
 
@@ -210,11 +185,7 @@ def run_worker(
 ) -> None:
     """Runs this process's worker of the cluster in ``TF_CONFIG``: 08's custom step, resumable.
 
-    The same steps as 08's multi-worker cells: ``MultiWorkerMirroredStrategy``, the model and its
-    optimizer made in ``strategy.scope()``, a step run on each replica with ``strategy.run``
-    whose loss is averaged over the global batch, and ``BackupAndRestore`` after every epoch (a
-    restarted run resumes after the last finished epoch). The chief (worker 0) saves the model;
-    every worker writes its final weights to ``folder`` for 08's check.
+    The chief (worker 0) saves the model; every worker writes its weights to ``folder``.
     """
     import keras
     import numpy as np
@@ -362,11 +333,7 @@ class Run:
 
 
 def resume_hint(cfg: Config) -> str:
-    """Returns a sentence for a stopped run: the same command resumes from the backup, if any.
-
-    Introduced in 08: a lost worker stops every worker, and running the same command (or cell)
-    again goes on after the last epoch the chief backed up (``BackupAndRestore``).
-    """
+    """Returns a sentence for a stopped run: the same command resumes from the backup, if any."""
     folder = backup_folder(cfg)
     if folder.is_dir() and any(folder.iterdir()):
         return (
@@ -385,12 +352,12 @@ def _reader(stream, lines: queue.Queue, index: int) -> None:
     lines.put((index, None))
 
 
-def _tail(path: Path, lines: int = 8) -> str:
+def _tail(path: Path) -> str:
     from helpers import quiet
 
     text = path.read_text(errors="replace") if path.is_file() else ""
     kept = [line for line in text.splitlines() if line.strip() and not quiet.is_cpp_log_line(line)]
-    return "\n".join(kept[-lines:]) or "(it wrote nothing)"
+    return "\n".join(kept[-8:]) or "(it wrote nothing)"
 
 
 def run_workers(
@@ -402,20 +369,15 @@ def run_workers(
     steps: int | None = None,
     first_port: int | None = None,
     start_timeout: float = START_TIMEOUT,
-    timeout: float = RUN_TIMEOUT,
     command: list[str] | None = None,
     report: bool = False,
 ) -> Run:
     """Returns the :class:`Run` of ``workers`` local processes training with TF_CONFIG clusters.
 
-    Introduced in 08, and behind ``python -m helpers.distributed --workers N``. Each worker runs
-    :func:`run_worker` on 127.0.0.1 with ``cfg``'s settings; results go to
-    ``<output_dir>/distributed/``. A worker that has not joined within ``start_timeout``
-    seconds, that exits with an error, or a run past ``timeout`` stops every worker and raises
-    :class:`DistributedError` naming the worker and its last lines: never a hang. ``command``
-    replaces the worker's command line (tests use it to start a worker that fails). ``steps``
-    limits an epoch to its first global batches (:func:`images_dataset`). With ``report``, each
-    epoch's loss is printed as the chief reports it.
+    Introduced in 08. A worker not joined within ``start_timeout``, one that fails, or a run past
+    ``RUN_TIMEOUT`` stops every worker and raises :class:`DistributedError` naming the worker:
+    never a hang. ``command`` replaces the worker's (tests start failing ones); ``report`` prints
+    each epoch's loss.
     """
     import numpy as np
 
@@ -470,10 +432,10 @@ def run_workers(
                     f"cluster within {start_timeout:.0f} s; its last lines:\n"
                     + _tail(logs[waiting[0]])
                 )
-            if elapsed > timeout:
+            if elapsed > RUN_TIMEOUT:
                 running = [i for i in range(workers) if i not in finished]
                 raise DistributedError(
-                    f"worker {running[0]} was still running after {timeout:.0f} s; stopped all "
+                    f"worker {running[0]} was still running after {RUN_TIMEOUT:.0f} s; stopped all "
                     f"workers. {resume_hint(cfg)} Its last lines:\n{_tail(logs[running[0]])}"
                 )
             try:

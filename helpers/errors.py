@@ -4,21 +4,15 @@ from __future__ import annotations
 
 
 class LearnerError(Exception):
-    """A problem the learner can fix: the message says what happened and what to do next.
-
-    In Jupyter only the message is shown, not a traceback through the helpers' internals.
-    """
+    """A problem the learner can fix: Jupyter shows only the message (what happened and what to
+    do next), not a traceback through the helpers."""
 
     def _render_traceback_(self) -> list[str]:  # IPython's hook for custom error display
         return [f"{type(self).__name__}: {self}"]
 
 
 def setting_hint(variable: str, example: str) -> str:
-    """Returns one sentence on the two ways to change a ``TL_*`` setting (introduced in 02).
-
-    Before starting: in the environment of ``make lab`` / ``make run``; in a running notebook:
-    ``%env`` followed by the Setup cell again (the settings are read there, once).
-    """
+    """Returns one sentence on the two ways to change a ``TL_*`` setting (introduced in 02)."""
     return (
         f"To change it, set it before starting ({variable}={example} make lab, or make run), "
         f"or in the running notebook with `%env {variable}={example}` and then run the Setup "

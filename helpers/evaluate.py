@@ -1,10 +1,6 @@
-"""Judging and explaining a trained classifier: introduced in 06.
+"""Judging and explaining a trained classifier (introduced in 06; the Grad-CAM tape stands in 06).
 
-One aligned pass over the test split (:func:`collect`), the numbers behind a decision threshold
-(:func:`threshold_report`), the worst and the least certain predictions, the model Grad-CAM needs
-(:func:`gradcam_model`; the Grad-CAM tape itself stands in 06) and the deletion check that tests
-the maps against controls (:func:`deletion_drops`, :func:`paired`). The plots live in
-:mod:`helpers.viz`, the threshold slider in :mod:`helpers.widgets`.
+Plots live in :mod:`helpers.viz`, the threshold slider in :mod:`helpers.widgets`.
 """
 
 from __future__ import annotations
@@ -21,10 +17,9 @@ from helpers.errors import LearnerError
 
 @dataclass
 class Predictions:
-    """The model's logits for every test image, with the labels (and files) in the same order.
+    """Logits for every test image, with labels (and files) in the same order.
 
-    Two classes: one logit per image, ``(n,)``, positive for class 1. N classes: ``(n, N)``, one
-    logit per class (``models.output_units`` decides which).
+    Two classes: ``(n,)``, positive for class 1; N classes: ``(n, N)``.
     """
 
     logits: np.ndarray
@@ -63,11 +58,7 @@ class Predictions:
         return log_sum - logits[np.arange(len(logits)), self.labels]
 
     def predicted(self, threshold: float = 0.5) -> np.ndarray:
-        """Returns the predicted class of each image.
-
-        Two classes: 1 when P(class 1) > ``threshold``. N classes: the largest logit (argmax);
-        there is no threshold between N classes.
-        """
+        """Returns each image's class: P(class 1) > ``threshold`` for two, else the argmax."""
         if not self.binary:
             return np.argmax(self.logits, axis=1).astype(np.int64)
         with np.errstate(divide="ignore"):
@@ -80,10 +71,9 @@ class Predictions:
 
 
 def collect(model: keras.Model, dataset, files: Sequence[Path] | None = None) -> Predictions:
-    """Returns the model's logits and the labels of every batch of ``dataset``, from one pass.
+    """Returns the logits and labels of ``dataset`` from one pass, so they line up (06).
 
-    Introduced in 06. Labels and logits come from the same batches, so they line up even for a
-    shuffled dataset; ``files`` (``splits.test_files``) must list the images in dataset order.
+    ``files`` (``splits.test_files``) must list the images in dataset order.
     """
     logits, labels = [], []
     for images, batch_labels in dataset:
@@ -113,9 +103,8 @@ def threshold_report(
 ) -> dict:
     """Returns the confusion matrix and each class's precision, recall and F1 at ``threshold``.
 
-    Introduced in 06 (the threshold slider; with N classes the threshold plays no part and the
-    report is the argmax's). ``matrix[i][j]`` counts images of true class ``i`` predicted as
-    class ``j``. A precision with no image predicted in that class is ``nan``.
+    Introduced in 06 (N classes: the argmax's). ``matrix[i][j]``: true class ``i`` predicted as
+    ``j``. A precision with no image predicted in that class is ``nan``.
     """
     predicted = predictions.predicted(threshold)
     count = len(class_names)
@@ -152,10 +141,8 @@ def _take_in_turn(groups: Sequence[np.ndarray], count: int) -> np.ndarray:
 def balanced_sample(labels, count: int, seed: int, among=None) -> np.ndarray:
     """Returns up to ``count`` indices of ``labels``: a seeded random sample, balanced over classes.
 
-    Introduced in 06 (the deletion check, the Grad-CAM figure) and used in 07 (demo photos).
-    ``among`` holds the eligible indices (default: all). Test folders are read sorted by class,
-    so the first ``count`` images would all be of the first class; here the classes take turns,
-    and a class with too few images leaves its turns to the others.
+    Introduced in 06, used in 07. ``among``: the eligible indices (default: all). Test folders are
+    read sorted by class, so the classes take turns rather than the first class filling it.
     """
     labels = np.asarray(labels)
     among = np.arange(len(labels)) if among is None else np.asarray(among, dtype=int)
@@ -164,13 +151,12 @@ def balanced_sample(labels, count: int, seed: int, among=None) -> np.ndarray:
     return _take_in_turn(groups, count)
 
 
-def worst_errors(predictions: Predictions, count: int = 9, threshold: float = 0.5) -> np.ndarray:
+def worst_errors(predictions: Predictions, count: int = 9) -> np.ndarray:
     """Returns the indices of up to ``count`` misclassified images, highest loss first (06).
 
-    The true classes take turns (each class's worst first), so one class's errors cannot fill
-    the panel; the chosen ones are then shown highest loss first.
+    The true classes take turns, so one class's errors cannot fill the panel.
     """
-    wrong = np.flatnonzero(~predictions.correct(threshold))
+    wrong = np.flatnonzero(~predictions.correct())
     by_loss = wrong[np.argsort(-predictions.losses[wrong], kind="stable")]
     labels = predictions.labels[by_loss]
     chosen = _take_in_turn([by_loss[labels == c] for c in np.unique(labels)], count)
@@ -178,19 +164,13 @@ def worst_errors(predictions: Predictions, count: int = 9, threshold: float = 0.
 
 
 def least_certain(predictions: Predictions, count: int = 9) -> np.ndarray:
-    """Returns the indices of the ``count`` images the model is least sure of (06).
-
-    Two classes: the probability closest to 0.5; N classes: the lowest top probability.
-    """
+    """Returns the indices of the ``count`` images with the lowest top probability (06)."""
     return np.argsort(predictions.confidence, kind="stable")[:count]
 
 
 def confidence_report(predictions: Predictions, minimum: float) -> dict:
-    """Returns what abstaining below a top probability of ``minimum`` does (06, N classes).
-
-    The model answers only the images whose predicted class has at least that probability:
-    ``answered`` is their share, ``accuracy`` the share of those answers that are right.
-    """
+    """Returns what abstaining below a top probability of ``minimum`` does (06, N classes):
+    ``answered``, the share of images answered, and ``accuracy``, that of those answers."""
     answered = predictions.confidence >= minimum
     right = predictions.correct()
     return {
@@ -202,11 +182,8 @@ def confidence_report(predictions: Predictions, minimum: float) -> dict:
 
 
 def most_confused(matrix, class_names: Sequence[str], count: int = 3) -> list[tuple]:
-    """Returns up to ``count`` ``(true name, predicted name, images)``, most images first (06).
-
-    Off-diagonal cells of a confusion matrix with at least one image: which class the model
-    takes for which.
-    """
+    """Returns up to ``count`` ``(true name, predicted name, images)`` off the confusion matrix's
+    diagonal, most images first (06)."""
     matrix = np.asarray(matrix)
     cells = [
         (int(matrix[i, j]), i, j)
@@ -242,16 +219,15 @@ def images_at(dataset, indices: Sequence[int]) -> np.ndarray:
 HEAD_NAME = "head"  # in gradcam_model: what follows the base (pooling, dropout, logit)
 
 
-def gradcam_model(model: keras.Model, base_name: str | None = None) -> keras.Model:
+def gradcam_model(model: keras.Model) -> keras.Model:
     """Returns a model with two outputs: the base's feature map and the classifier's logit.
 
-    Introduced in 06. The base of 04's classifier is one nested layer, so its last convolutional
-    feature map (the base's output) is not an output of ``model``. This rebuilds the same graph
-    from the same layers (same weights) and returns both; augmentation layers are left out.
+    Introduced in 06. The nested base's output is not an output of ``model``: this rebuilds the
+    graph from the same layers (same weights), without augmentation.
     """
     from helpers import augment, models
 
-    base_name = base_name or models.BASE_NAME
+    base_name = models.BASE_NAME
     names = [layer.name for layer in model.layers]
     if base_name not in names:
         raise LearnerError(
@@ -289,11 +265,8 @@ def cells_to_pixels(cells: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def hide_cells(images, cells: np.ndarray) -> np.ndarray:
-    """Returns copies of ``images`` where the marked grid cells are filled with the image's mean.
-
-    ``cells`` is a (n, h, w) boolean grid (the feature map's); each cell covers its share of the
-    image. The mean colour carries no shape: what the model saw there is gone.
-    """
+    """Returns copies of ``images`` with the cells marked in a (n, h, w) grid filled with the
+    image's mean colour, which carries no shape."""
     images = np.asarray(images)
     mask = cells_to_pixels(cells, images.shape[1])
     means = images.reshape(len(images), -1, images.shape[-1]).mean(axis=1)
@@ -313,11 +286,7 @@ def top_cells(heatmaps: np.ndarray, count: int) -> np.ndarray:
 
 
 def centre_prior(grid: tuple[int, int]) -> np.ndarray:
-    """Returns an (h, w) map that is highest in the centre: a "heatmap" that ignores the model.
-
-    Introduced in 06 as a control for the deletion check: photos tend to have their subject in
-    the middle, so hiding the centre hurts whatever the model does.
-    """
+    """Returns an (h, w) map highest in the centre: 06's control map that ignores the model."""
     height, width = grid
     rows = (np.arange(height) - (height - 1) / 2) / max(height, 1)
     columns = (np.arange(width) - (width - 1) / 2) / max(width, 1)
@@ -329,11 +298,9 @@ def deletion_drops(
 ) -> dict[str, np.ndarray]:
     """Returns, for each map, how much hiding its top cells lowers each image's predicted score.
 
-    Introduced in 06. ``maps`` holds one ``(n, h, w)`` array per kind of map (Grad-CAM and its
-    controls). For each image and map, the ``fraction`` of grid cells the map ranks highest are
-    filled with the image's mean colour (:func:`hide_cells`), and the predicted class's score
-    (:func:`class_score`, for the class predicted before hiding) is computed again: the drop is
-    the score before minus after, one number per image, so maps can be compared image by image.
+    Introduced in 06. ``maps``: one ``(n, h, w)`` array per kind of map. The ``fraction`` of cells
+    a map ranks highest are hidden (:func:`hide_cells`); the drop in :func:`class_score` for the
+    class predicted before is one number per image, so maps compare image by image.
     """
     images = np.asarray(images)
     before = _logits(cam_model, images)
@@ -348,22 +315,18 @@ def deletion_drops(
 
 
 def class_score(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Returns each image's score for its class in ``classes`` (06: Grad-CAM explains it).
-
-    Two classes (one logit): the logit for class 1, minus the logit for class 0. N classes:
-    the logit of that class.
-    """
+    """Returns each image's logit for its class in ``classes`` (06); one logit: signed."""
     logits, classes = np.asarray(logits), np.asarray(classes)
     if logits.ndim == 1:
         return np.where(classes == 1, logits, -logits)
     return logits[np.arange(len(logits)), classes]
 
 
-def _logits(cam_model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def _logits(cam_model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Returns the logit ``cam_model`` (from :func:`gradcam_model`) gives each image."""
     parts = [  # called directly: predict() would retrace for every new length
-        keras.ops.convert_to_numpy(cam_model(images[start : start + batch_size], training=False)[1])
-        for start in range(0, len(images), batch_size)
+        keras.ops.convert_to_numpy(cam_model(images[start : start + 64], training=False)[1])
+        for start in range(0, len(images), 64)
     ]
     logits = np.concatenate(parts).astype(np.float32)
     return logits[:, 0] if logits.shape[1] == 1 else logits
@@ -372,9 +335,7 @@ def _logits(cam_model: keras.Model, images: np.ndarray, batch_size: int = 64) ->
 def paired(a, b) -> dict:
     """Returns the mean of ``a - b`` over images, its 95% interval, z and the share where a > b.
 
-    Introduced in 06: two measurements of the same images, compared image by image (a paired
-    comparison), which removes what the images themselves contribute (some photos lose much of
-    their score under any hiding, some little). ``z`` is the mean over its standard error.
+    Introduced in 06: comparing image by image removes what the images themselves contribute.
     """
     difference = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     mean = float(difference.mean())
@@ -392,14 +353,11 @@ def paired(a, b) -> dict:
 
 
 def mcnemar(right_a, right_b) -> dict:
-    """Returns McNemar's exact test of two classifiers scored on the same images.
+    """Returns McNemar's exact test of two classifiers right (or not) on the same images.
 
-    Introduced in 05 (fine-tuning against its control), used again in 07 (test-time
-    augmentation). ``right_a`` and ``right_b`` say, image by image, whether each classifier was
-    right. Only the images they disagree on count: ``a_only`` (a right, b wrong) and ``b_only``.
-    If both were equally good, each disagreement would go either way with probability 1/2;
-    ``p_value`` is the two-sided binomial probability of a split at least this uneven.
-    ``difference`` is b's accuracy minus a's, with a 95% interval for a paired difference.
+    Introduced in 05, used in 07. Only disagreements count (``a_only``, ``b_only``); ``p_value``
+    is the two-sided binomial probability of a split this uneven, ``difference`` b's accuracy
+    minus a's, with a 95% interval.
     """
     from scipy.stats import binomtest
 

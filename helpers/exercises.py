@@ -1,17 +1,9 @@
 """The checks after each exercise: one printed line, Kaggle Learn style (introduced in 01).
 
-Every exercise of notebooks 01-08 is followed by a cell tagged ``check``. For a code exercise it
-runs ``exercises.check("01", 2, globals())``, which looks at what the learner's answer left in
-the notebook (named variables, a model, a function) and prints one line:
-
-- ``Exercise 2: correct.``
-- ``Exercise 2: not done yet: ...`` when the names the answer defines are missing, or
-- ``Exercise 2: wrong: <what is wrong>. Hint: <where to look>`` (never the solution).
-
-Exercises that ask for an explanation get a markdown cell of self-check questions instead: no
-fake check. ``make grade`` (course_tools/classroom.py) reads the printed lines.
-With ``TL_STRICT_CHECKS=1`` (set by ``make test``) a check that is not correct raises
-``CheckFailed``, so a solution notebook whose check fails stops its nbval run.
+``exercises.check("01", 2, globals())`` looks at what the answer left in the notebook and prints
+"correct", "not done yet: ..." or "wrong: <what>. Hint: <where to look>" (never the solution);
+``make grade`` reads those lines. ``TL_STRICT_CHECKS=1`` (``make test``) makes anything but
+correct raise ``CheckFailed``.
 """
 
 from __future__ import annotations
@@ -72,10 +64,7 @@ def _exercise(notebook: str, number: int, needs: tuple[str, ...], todo: str):
 
 
 def evaluate(notebook: str, exercise: int, namespace: dict) -> Result:
-    """Returns the result of exercise ``exercise`` of ``notebook`` ("01"-"08") in ``namespace``.
-
-    Introduced in 01. ``namespace`` is the notebook's ``globals()``. Nothing is printed.
-    """
+    """Returns the result of exercise ``exercise`` of ``notebook`` in ``namespace`` (globals)."""
     entry = CHECKS[(notebook, exercise)]
     head = f"Exercise {exercise} ({notebook}): "
     if (notebook, exercise) in TWO_CLASSES_ONLY and len(_class_names(namespace)) > 2:
@@ -104,12 +93,7 @@ def evaluate(notebook: str, exercise: int, namespace: dict) -> Result:
 
 
 def check(notebook: str, exercise: int, namespace: dict) -> None:
-    """Prints one line: whether your answer to the exercise works (introduced in 01).
-
-    Run it in the cell after the exercise: ``exercises.check("01", 2, globals())``. It never
-    shows the solution. With ``TL_STRICT_CHECKS=1`` (the test run) anything but correct raises
-    ``CheckFailed``.
-    """
+    """Prints one line: whether your answer to the exercise works, never the solution (01)."""
     result = evaluate(notebook, exercise, namespace)
     print(result.line, flush=True)
     failed = result.status not in (CORRECT, TWO_CLASSES)

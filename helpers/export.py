@@ -1,10 +1,4 @@
-"""Plumbing for 07's exports (the ``model.export`` calls themselves stand in 07's cells).
-
-Introduced in 07: :class:`PreparePhoto` puts the centre crop and resize of training (the same
-:func:`helpers.data.resize`) in front of the model, so the SavedModel takes a uint8 photo of any
-size; :class:`LiteRTModel` runs a ``.tflite`` file one prepared image at a time; the rest
-measures size, speed, agreement and accuracy. :func:`quiet` hides the converters' log lines.
-"""
+"""Plumbing for 07's exports (the ``model.export`` calls themselves stand in 07's cells)."""
 
 from __future__ import annotations
 
@@ -16,19 +10,19 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from helpers.quiet import ALL_LINES, filtered_stderr
+
 
 @contextlib.contextmanager
 def quiet():
     """Hides TensorFlow's "Assets written to ..." log lines and the converters' C++ chatter."""
     import tensorflow as tf
 
-    from helpers.predict import native_stderr_silenced
-
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel("ERROR")
     try:
-        with native_stderr_silenced():
+        with filtered_stderr(ALL_LINES):
             yield
     finally:
         logger.setLevel(level)
@@ -91,15 +85,14 @@ def size_mb(path: str | Path) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-def ms_per_image(predict_one: Callable, images, repeats: int = 1) -> float:
+def ms_per_image(predict_one: Callable, images) -> float:
     """Returns the median milliseconds ``predict_one(image)`` takes, after one warm-up call."""
     predict_one(images[0])
     times = []
-    for _ in range(repeats):
-        for image in images:
-            start = time.perf_counter()
-            predict_one(image)
-            times.append(time.perf_counter() - start)
+    for image in images:
+        start = time.perf_counter()
+        predict_one(image)
+        times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times))
 
 
@@ -127,13 +120,9 @@ FAITHFUL = {"slope": 0.1, "offset": 0.05, "correlation": 0.95, "agreement": 0.95
 def judge_approximation(reference, approximate, labels, class_names=None) -> dict:
     """Returns how closely ``approximate`` logits follow ``reference`` ones, and a verdict (07).
 
-    Each logit (class) is fitted as *slope* x reference + *offset*; with N logits each row is
-    centred first, since a shift common to all N changes no probability, while a shift of one
-    class's logit does. ``faithful`` holds when every slope is within 10% of 1, every offset
-    within 5% of a typical logit, the correlation at least 0.95, every class keeps at least 95%
-    of the answers the reference gave it, and accuracy falls by at most 1 point (or 2 images,
-    when 1 point is fewer). ``problems`` says in words what failed, naming the classes by
-    ``class_names`` when given.
+    Each logit is fitted as slope x reference + offset (N logits: rows centred first, since a
+    shift common to all changes no probability); ``faithful`` holds within :data:`FAITHFUL` and
+    an accuracy loss of 1 point (or 2 images); ``problems`` says in words what failed.
     """
     from helpers.predict import classes
 

@@ -1,11 +1,8 @@
 """Files of state written atomically: a temporary name in the same folder, then a rename.
 
-Introduced in 04 (models, metrics and histories are saved through it) and used in 07 around
-``model.export`` and the LiteRT converter. A write interrupted midway (a killed kernel, a full
-disk, an exception) leaves the previous file or folder as it was, never a half-written one:
-``os.replace`` within one folder is atomic on POSIX and Windows file systems. A process killed
-outright (SIGKILL, a lost machine) cannot remove its temporary: the next save into the same folder
-does, once that process is provably gone.
+Introduced in 04, used in 07 around ``model.export``. An interrupted write leaves the previous
+file or folder (``os.replace`` within one folder is atomic on POSIX and Windows); the temporary
+of a killed process is removed by a later save into the same folder.
 """
 
 from __future__ import annotations
@@ -80,21 +77,16 @@ def _last_change(path: Path) -> float:
     return newest
 
 
-def remove_stale_temporaries(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Returns the temporaries of killed saves found in ``folder``, after cleaning them up.
 
-    Called by :func:`atomic_path` before each save (04-07 save through it). Only names that
-    :func:`atomic_path` makes (``TEMPORARY_NAME``) are looked at, and only when their writer is
-    gone: its process does not exist, and nothing in it changed for ``STALE_AFTER`` seconds.
-    Both are needed: a process id means something only on this machine, and a folder shared with
-    another machine or container (a network drive, a Docker volume) can hold the temporary of a
-    live writer there, which keeps changing it while it writes; a reused process id only delays
-    the clean-up. A new file or folder that was being written is removed (the previous one is
-    in place). A folder that was moved aside is put back when the save was killed before the new
-    folder took its place, and removed otherwise. Never raises: a save does not fail over this.
+    Only when the writer is gone: its process does not exist and nothing changed for
+    ``STALE_AFTER`` seconds (both: a folder shared with another machine or container holds live
+    writers whose process ids mean nothing here). A folder moved aside is put back if the new one
+    never took its place. Never raises.
     """
     folder = Path(folder)
-    now = time.time() if now is None else now
+    now = time.time()
     cleaned = []
     try:
         entries = list(folder.iterdir())
@@ -125,13 +117,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, now: float | None = None
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
-    Introduced in 07: write a file or a whole folder (a SavedModel) to the yielded path, e.g.
-    ``with files.atomic_path(folder / "model.tflite") as tmp: model.export(tmp, ...)``. The
-    temporary path keeps ``path``'s suffix, for writers that look at it (``.keras``). If the
-    block raises, the temporary file or folder is removed and ``path`` is left as it was. A
-    folder being replaced is first moved aside, then deleted once the new one is in place.
-    Temporaries that killed saves left in the folder are cleaned up first
-    (:func:`remove_stale_temporaries`).
+    Introduced in 07: write a file or a folder (a SavedModel) there. It keeps ``path``'s suffix
+    (``.keras`` writers look at it). If the block raises, ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,10 +156,8 @@ def atomic_write_json(path: str | os.PathLike, obj, *, indent: int = 1) -> Path:
 
 
 def read_json(path: str | os.PathLike, what_to_do: str) -> object:
-    """Returns the JSON in ``path``; a damaged file raises :class:`DamagedFileError` naming it.
-
-    Introduced in 05. ``what_to_do`` ends the message (e.g. "run 04 again, or delete it").
-    """
+    """Returns the JSON in ``path``; a damaged file raises :class:`DamagedFileError` naming it
+    and ending with ``what_to_do`` (05)."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -190,12 +175,8 @@ def warn(message: str) -> None:
 
 
 def read_json_or_set_aside(path: str | os.PathLike, what_to_do: str) -> dict | None:
-    """Returns the JSON object in ``path``, or None when there is no file or it was damaged.
-
-    Introduced in 04 (``metrics.json``). A damaged file (not a JSON object) is not lost: it is
-    renamed ``<name>.damaged`` beside it, with a warning naming both and ``what_to_do``, and the
-    caller starts a fresh one.
-    """
+    """Returns the JSON object in ``path``, or None when there is none or it was damaged: then
+    it is kept as ``<name>.damaged``, with a warning ending with ``what_to_do`` (04)."""
     path = Path(path)
     if not path.is_file():
         return None

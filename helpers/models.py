@@ -1,9 +1,4 @@
-"""Pretrained bases and the classifier built on them (introduced in 04, reused in 05).
-
-The registry knows, for each backbone, its Keras constructor and the input scale its ImageNet
-weights were trained with: Xception and the MobileNets want [-1, 1]; the Keras EfficientNets
-rescale inside the model and want raw 0-255 pixels.
-"""
+"""Pretrained bases and the classifier built on them (introduced in 04, reused in 05)."""
 
 from __future__ import annotations
 
@@ -84,9 +79,8 @@ WEIGHTS_HELP = (
 def build_base(cfg: Config) -> keras.Model:
     """Returns the pretrained base for ``cfg``: no classifier on top, weights per ``TL_WEIGHTS``.
 
-    Introduced in 04. ``cfg.weights`` is ``imagenet`` (downloaded once by Keras), ``none``
-    (random initialisation) or the path of a weights file. From a file, an EfficientNet gets the
-    same layers as with ``imagenet`` (see :func:`_like_imagenet`).
+    Introduced in 04. From a file, an EfficientNet gets the layers ``imagenet`` adds
+    (:func:`_like_imagenet`).
     """
     entry = backbone(cfg)
     kwargs = dict(input_shape=cfg.image_shape, include_top=False, name=BASE_NAME)
@@ -121,11 +115,9 @@ def build_base(cfg: Config) -> keras.Model:
 def _like_imagenet(efficientnet: keras.Model) -> keras.Model:
     """Returns a copy of an EfficientNet built with ``weights=None``, with the imagenet stem added.
 
-    For ``weights="imagenet"`` only, Keras puts ``Rescaling(1 / sqrt(stddev))`` after the stem's
-    ``Normalization`` layer (its normalization divides by the variance, as the original
-    implementation did). Built with ``weights=None`` to load a file, the network lacks it and its
-    inputs are about 2x too large, silently. The copy has the layers, in the order, Keras builds
-    for ``weights="imagenet"``; its weights come from the file loaded into it.
+    For ``weights="imagenet"`` only, Keras adds ``Rescaling(1 / sqrt(stddev))`` after the stem's
+    ``Normalization`` (which divides by the variance). Without it, a file's weights get inputs
+    about 2x too large, silently.
     """
     added = []
 
@@ -143,11 +135,8 @@ def _like_imagenet(efficientnet: keras.Model) -> keras.Model:
 
 
 def output_units(class_count: int) -> int:
-    """Returns how many logits a classifier of ``class_count`` classes outputs (introduced in 04).
-
-    The one place that decides it: two classes get one logit (positive for class 1, a sigmoid
-    gives its probability), more than two get one logit per class (a softmax gives theirs).
-    """
+    """Returns how many logits a classifier of ``class_count`` classes outputs (introduced in 04):
+    one for two classes (positive for class 1), else one per class. The one place that decides."""
     if class_count < 2:
         raise LearnerError(
             f"{class_count} class: a classifier needs at least two classes (two or more class "
@@ -164,8 +153,7 @@ def build_classifier(
 ) -> keras.Model:
     """Returns the classifier of 04: augmentation, scaling, the base in inference mode, logits.
 
-    The same code stands, step by step, in 04; 05 calls this when 04's model is not saved. One
-    logit for two classes, one per class for more (:func:`output_units`).
+    The same code stands, step by step, in 04.
     """
     inputs = keras.Input(shape=cfg.image_shape, name="image")
     x = inputs if augmentation is None else augmentation(inputs)
@@ -179,10 +167,7 @@ def build_classifier(
 
 
 def feature_extractor(cfg: Config, base_model: keras.Model) -> keras.Model:
-    """Returns scaling, the base and pooling as one model: pixels in, one feature vector out.
-
-    Introduced in 04 (the fast path): what the classifier computes before its head.
-    """
+    """Returns scaling, the base and pooling as one model: pixels in, features out (04)."""
     return keras.Sequential(
         [backbone(cfg).scaling(), base_model, keras.layers.GlobalAveragePooling2D()],
         name="feature_extractor",
@@ -255,11 +240,7 @@ SETTING_VARIABLES = {
 def _settings(cfg: Config, name: str = "") -> dict:
     """Returns every setting that changes a saved model's weights (a later notebook must match).
 
-    The base and its input (backbone, width, weights, image size), the images (data and test
-    data, the split, the seed that shuffles and splits them), and how the head was trained
-    (batch size, epochs). 05's fine-tuned model also depends on how it was fine-tuned
-    (``TL_FINE_TUNE_EPOCHS``, ``TL_UNFREEZE``, ``TL_STORED_VIEWS``); 04's does not, so changing
-    those keeps 04's model usable.
+    Fine-tuning's settings count for 05's model only, so changing them keeps 04's usable.
     """
     settings = {
         "backbone": cfg.backbone,
@@ -296,12 +277,9 @@ def _fingerprint(path: Path) -> dict:
 def save(model: keras.Model, cfg: Config, name: str, class_names: list[str] | None = None) -> Path:
     """Returns the path of ``model`` saved as ``<output_dir>/<name>.keras`` (introduced in 04).
 
-    A ``<name>.json`` beside it records the settings it was trained with, for :func:`load_saved`,
-    and what prediction needs (07): the class names (by default those of ``cfg.data``), the
-    image size and the backbone. Both are written atomically (``helpers.files``), the model
-    first, then the sidecar naming the model's size and SHA-256: a save interrupted midway
-    leaves the previous model and sidecar, or a sidecar that does not match the new model
-    (:func:`load_saved` then treats the pair as absent), never a half-written file.
+    A ``<name>.json`` beside it records its settings and class names. Both are written
+    atomically, the model first, then the sidecar with the model's SHA-256: an interrupted save
+    leaves the previous pair, or a mismatched one that :func:`load_saved` treats as absent.
     """
     from helpers import data
 
@@ -318,12 +296,8 @@ def save(model: keras.Model, cfg: Config, name: str, class_names: list[str] | No
 
 
 def check_pair(path: Path) -> tuple[dict | None, str]:
-    """Returns ``(sidecar, problem)`` for a saved ``.keras`` file and its ``.json`` sidecar.
-
-    Introduced in 05. ``problem`` is "" when both are there and belong together; otherwise it
-    names the file that is missing, damaged, or does not match (a save interrupted between the
-    model and its sidecar), and ``sidecar`` is None.
-    """
+    """Returns ``(sidecar, "")`` for a saved ``.keras`` file and its matching ``.json`` sidecar,
+    else ``(None, problem)`` naming the file missing, damaged or not matching (05)."""
     settings_path = path.with_suffix(".json")
     if not path.is_file():
         return None, f"no {path.name} in {path.parent}"
@@ -348,10 +322,9 @@ def check_pair(path: Path) -> tuple[dict | None, str]:
 
 
 def keras_file_damage(path: Path) -> str:
-    """Returns why ``path`` is not a complete ``.keras`` file (a zip archive), or "" if it is one.
+    """Returns why ``path`` is not a complete ``.keras`` file (a zip archive), or "" (05).
 
-    Introduced in 05. Keras reports a truncated or empty ``.keras`` file as "File not found";
-    this names what is wrong with the file that is there.
+    Keras reports a truncated or empty ``.keras`` file as "File not found".
     """
     import zipfile
 
@@ -373,10 +346,9 @@ def differences(saved: dict, expected: dict) -> list[str]:
 
 
 def class_mismatch(sidecar: dict, cfg: Config) -> str:
-    """Returns how the classes a model was saved for differ from ``cfg.data``'s now, or "".
+    """Returns how the classes a model was saved for differ from ``cfg.data``'s now, or "" (05).
 
-    Introduced in 05. A folder can gain or lose class folders after a model was saved with the
-    same ``TL_DATA``; a model for other classes would answer among the wrong ones.
+    A folder can gain or lose class folders under the same ``TL_DATA``.
     """
     from helpers import data
 
@@ -389,14 +361,10 @@ def class_mismatch(sidecar: dict, cfg: Config) -> str:
 
 
 def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
-    """Returns ``(model, why)``: a model a notebook saved, or None and why it cannot be used.
+    """Returns ``(model, why)``: a model a notebook saved (uncompiled), or None and why not (05).
 
-    The model comes back uncompiled: the notebook compiles it with the settings it needs.
-    Introduced in 05. A model saved with other settings (another backbone, image size, data,
-    epochs, seed ...) is not used, and ``why`` names the settings that differ, so changing
-    ``TL_*`` between notebooks never mixes two runs. A missing, damaged or mismatched model or
-    sidecar is treated as absent (the notebook trains again), and ``why`` names the file. So is
-    a model saved for other classes than the data's now (:func:`class_mismatch`).
+    A model saved with other settings or classes, or a missing, damaged or mismatched file, is
+    not used, and ``why`` says which: changing ``TL_*`` between notebooks never mixes two runs.
     """
     path = Path(cfg.output_dir) / f"{name}.keras"
     notebook = {"transfer_model": "04", "fine_tuned_model": "05"}.get(name, "the notebook")
@@ -422,11 +390,10 @@ def load_saved(cfg: Config, name: str) -> tuple[keras.Model | None, str]:
 
 
 def for_inference(model: keras.Model) -> keras.Model:
-    """Returns the classifier without its augmentation layers, sharing the trained weights.
+    """Returns the classifier without its augmentation layers, sharing the trained weights (05).
 
-    Introduced in 05. Keras 3's random preprocessing layers augment whenever they are called
-    without ``training=False``: ``model(x)`` or an exported model would augment the images it
-    classifies. ``predict`` and ``evaluate`` pass ``training=False``; this model is safe either way.
+    Keras 3's random layers augment whenever called without ``training=False``, as ``model(x)``
+    and an exported model call them.
     """
     from helpers import augment
 
@@ -451,12 +418,8 @@ _BLOCK_PATTERNS = (
 
 
 def base_blocks(base_model: keras.Model) -> list[str]:
-    """Returns the names of the base's blocks, bottom to top (e.g. ``block1`` ... ``block14``).
-
-    Introduced in 05. Read from the layer names: Xception ``block1..block14``, MobileNetV2
-    ``block_1..block_16``, MobileNet v1 ``1..13`` (one block = ``conv_dw_N`` + ``conv_pw_N``),
-    EfficientNet ``block1a..block7a``. An empty list for a base without named blocks.
-    """
+    """Returns the names of the base's blocks, bottom to top (e.g. ``block1`` ... ``block14``),
+    read from its layer names (05); an empty list for a base without named blocks."""
     names = [layer.name for layer in base_model.layers]
     for pattern in _BLOCK_PATTERNS:
         blocks: list[str] = []
@@ -480,11 +443,8 @@ def _block_of(name: str) -> str | None:
 def first_trainable_index(base_model: keras.Model, unfreeze: str | float | int) -> int:
     """Returns the index in ``base_model.layers`` of the first layer fine-tuning trains (05).
 
-    ``unfreeze`` is ``cfg.unfreeze`` (``TL_UNFREEZE``): ``"all"`` gives 0; a fraction ``f`` in
-    (0, 1) keeps the top ``f`` of the layers trainable (at least one); a whole number ``N`` gives
-    the first layer of the base's N-th block from the top (:func:`base_blocks`), so those N blocks
-    and any layers above them train, and the stem and lower blocks stay frozen. The notebook
-    freezes ``base_model.layers[:index]`` itself; BatchNormalization stays frozen everywhere.
+    ``unfreeze`` (``TL_UNFREEZE``): ``"all"`` gives 0; a fraction keeps that share of the top
+    layers (at least one); a whole number N gives the first layer of the N-th block from the top.
     """
     layers = base_model.layers
     if unfreeze == "all":
@@ -525,13 +485,9 @@ SCRATCH_SIZE = 112
 
 
 def from_scratch(cfg: Config, class_count: int = 2) -> keras.Model:
-    """Returns a small convnet trained from random weights: 04's baseline without pretraining.
+    """Returns a small convnet with random weights: 04's baseline without pretraining.
 
-    Introduced in 04 ("Why not train from scratch?"). 0-255 images of ``cfg.image_shape`` in,
-    logits out (:func:`output_units`): images larger than ``SCRATCH_SIZE`` resized down to it,
-    augmentation (``augment.build()``), rescaling to [0, 1], a strided convolution then four
-    blocks of max pooling and a ReLU convolution, global average pooling, dropout and a Dense
-    layer of logits, the same head as the transfer model's.
+    0-255 images in (resized down to ``SCRATCH_SIZE``), logits out, the transfer model's head.
     """
     from helpers import augment
 
@@ -557,12 +513,8 @@ def from_scratch(cfg: Config, class_count: int = 2) -> keras.Model:
 
 
 def unfreeze(base_model: keras.Model, how: str | float | int) -> int:
-    """Returns the cut after unfreezing ``base_model`` 05's way, for ``how`` (``TL_UNFREEZE``).
-
-    The base trainable from ``first_trainable_index(base_model, how)`` up, the layers below it
-    frozen, every BatchNormalization layer frozen (inference mode). 05 writes these steps out;
-    ``train.fine_tune`` and the benchmark call this.
-    """
+    """Returns the cut after unfreezing ``base_model`` 05's way for ``how`` (``TL_UNFREEZE``):
+    trainable from the cut up, every BatchNormalization layer frozen. 05 writes these steps out."""
     base_model.trainable = True
     cut = first_trainable_index(base_model, how)
     for layer in base_model.layers[:cut]:
@@ -575,11 +527,9 @@ def unfreeze(base_model: keras.Model, how: str | float | int) -> int:
 def split_base(base_model: keras.Model, cut: int) -> tuple[keras.Model, keras.Model]:
     """Returns ``(bottom, top)``: the base cut below ``base_model.layers[cut]``, in two models.
 
-    Introduced in 05 (training on stored activations). ``bottom`` maps the base's input to every
-    tensor the layers from ``cut`` up read from the layers below (one for a cut at a block, as
-    ``TL_UNFREEZE=N`` makes; two when a fraction cuts a block with a residual branch in half);
-    ``top`` maps those tensors to the base's output. Both share the base's layers and weights:
-    training ``top`` trains the base. ``top(bottom(x))`` equals ``base_model(x)``.
+    Introduced in 05. ``bottom`` outputs every tensor the layers from ``cut`` up read from below
+    (two when a cut splits a residual block); both share the base's weights, and
+    ``top(bottom(x))`` equals ``base_model(x)``.
     """
     layers = base_model.layers
     if not 0 < cut < len(layers):
@@ -603,9 +553,7 @@ def split_base(base_model: keras.Model, cut: int) -> tuple[keras.Model, keras.Mo
 def top_classifier(model: keras.Model, top: keras.Model) -> keras.Model:
     """Returns the classifier from the stored activations up: ``top``, then ``model``'s head.
 
-    Introduced in 05. Its inputs are ``top``'s (what ``split_base``'s bottom outputs); its layers
-    are ``model``'s own (the top of the base, pooling, dropout and the logit), so training it
-    trains ``model``, and on the same image both give the same logit.
+    Introduced in 05. Its layers are ``model``'s own: training it trains ``model``.
     """
     inputs = [
         keras.Input(tensor.shape[1:], name=f"stored_{i}") for i, tensor in enumerate(top.inputs)
@@ -619,10 +567,8 @@ def top_classifier(model: keras.Model, top: keras.Model) -> keras.Model:
 def with_statistics_of(base_model: keras.Model, images) -> keras.Model:
     """Returns ``base_model`` with each BatchNormalization layer's statistics set from ``images``.
 
-    Introduced in 06, to give a base with random weights a fair chance: its moving means and
-    variances start at 0 and 1, which do not fit what its random layers output, and its features
-    then shrink towards zero layer after layer. One pass in training mode with momentum 0 sets
-    every moving mean and variance to those of ``images`` (already scaled as the base expects).
+    Introduced in 06: a random base's statistics (0 and 1) do not fit its outputs, and its
+    features shrink layer after layer. One training-mode pass with momentum 0 sets them.
     """
     layers = batchnorm_layers(base_model)
     momenta = [layer.momentum for layer in layers]

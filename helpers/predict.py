@@ -1,25 +1,20 @@
 """Use a trained model on new photos: in a notebook, in an upload widget, or on the command line.
 
-Introduced in 07. ``python -m helpers.predict PATH... [--model M] [--json]`` classifies image
-files and folders of images, one line per image; problems go to stderr by file name, and the
-run goes on. A photo is prepared exactly as the test split is (:func:`helpers.data.read_image`,
-then :func:`helpers.data.prepare_image`), and the model's ``.json`` sidecar says what it needs
-(class names, image size), so nothing but the model path is required.
+Introduced in 07 (``python -m helpers.predict PATH... [--model M] [--json]``). A photo is prepared
+as the test split is, and the model's ``.json`` sidecar gives its class names and image size.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from helpers import quiet
 from helpers.errors import LearnerError
 
 MODEL_NAME = "fine_tuned_model"  # what 05 saves, and what prediction uses by default
@@ -59,10 +54,8 @@ class Prediction:
 
 
 def default_model_path(cfg=None) -> Path:
-    """Returns where 05 saves the fine-tuned model for the active settings (``TL_OUTPUT_DIR``).
-
-    Prediction only reads that folder: it may be read-only (a teacher's shared runs folder).
-    """
+    """Returns where 05 saves the fine-tuned model for the active settings (only read: the
+    folder may be read-only, a teacher's shared runs folder)."""
     from helpers import config
 
     cfg = cfg or config.load(writable=False)
@@ -81,14 +74,10 @@ def _class_names_from_data(data_setting: str | None) -> list[str] | None:
 
 
 def load(path: str | Path | None = None, cfg=None) -> Predictor:
-    """Returns the model at ``path`` (default: 05's model for ``cfg``) ready for prediction.
+    """Returns the model at ``path`` (default: 05's model for ``cfg``) ready for prediction (07).
 
-    Introduced in 07. Class names, image size and backbone come from the ``.json`` sidecar
-    ``models.save`` writes; a sidecar from before class names were recorded still works (the
-    names are read from its data folder), and so does a bare ``.keras`` file with one logit
-    (input size from the model, classes assumed cat and dog, the series' default: see
-    ``notes``). A bare file with one logit per class is refused: nothing says which class is
-    which, and the message says where the class names come from.
+    Class names come from the sidecar, else from the class folders of an older sidecar's data,
+    else a one-logit model is taken as cat and dog (see ``notes``); N logits are then refused.
     """
     import keras
 
@@ -184,11 +173,7 @@ def load(path: str | Path | None = None, cfg=None) -> Predictor:
 
 
 def interpret(logits, class_names: list[str], file: str = "", top: int = 1) -> Prediction:
-    """Returns the class the logits stand for, its probability and the ``top`` likeliest (07).
-
-    One logit (two classes): a sigmoid gives the probability of ``class_names[1]``. One logit per
-    class: a softmax gives each class's probability.
-    """
+    """Returns the class the logits stand for, its probability and the ``top`` likeliest (07)."""
     values = np.asarray(logits, dtype=np.float64).reshape(-1)
     if len(values) == 1:
         p = 1.0 / (1.0 + np.exp(-values[0]))
@@ -208,20 +193,14 @@ def interpret(logits, class_names: list[str], file: str = "", top: int = 1) -> P
 
 
 def logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Returns the model's logits for a uint8 batch of prepared images (07).
-
-    Two classes: one logit per image, shape ``(n,)``; N classes: ``(n, N)``.
-    """
+    """Returns the model's logits, ``(n,)`` or ``(n, N)``, for a uint8 batch of prepared images."""
     images = np.asarray(images, dtype="float32")
     values = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
     return values.reshape(-1) if values.shape[-1] == 1 else values
 
 
 def classes(logits: np.ndarray) -> np.ndarray:
-    """Returns the predicted class of each image: logit > 0 for one logit, else the argmax (07).
-
-    ``logits`` is ``(n,)`` or ``(n, 1)`` for one logit per image, ``(n, N)`` for N classes.
-    """
+    """Returns the predicted class of each image: logit > 0 for one logit, else the argmax (07)."""
     logits = np.asarray(logits)
     if logits.ndim == 2 and logits.shape[1] == 1:
         logits = logits[:, 0]
@@ -229,12 +208,8 @@ def classes(logits: np.ndarray) -> np.ndarray:
 
 
 def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Returns ``(files, problems)``: every file named or inside a folder named, in order.
-
-    A missing path and a folder with no files are problems (``(path, reason)``); hidden files
-    and folders (``.DS_Store``, ``.ipynb_checkpoints``) are left out. Whether each file is an
-    image is found out when it is read.
-    """
+    """Returns ``(files, problems)``: every file named or inside a folder named (hidden ones
+    left out), and ``(path, reason)`` for a missing path or a folder with no files."""
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
     for name in paths:
@@ -258,12 +233,8 @@ def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, st
 def predict_files(
     predictor: Predictor, paths: list[str | Path], batch_size: int = 32, top: int = 1
 ) -> tuple[list[Prediction], list[tuple[str, str]]]:
-    """Returns ``(predictions, problems)`` for image files and folders of images.
-
-    Introduced in 07. Each file is decoded and prepared as the test split is, then the model
-    runs on batches of them. A file that is not a usable image becomes a problem
-    ``(file, reason)``; the others are still predicted.
-    """
+    """Returns ``(predictions, problems)`` for image files and folders of images (07): a file
+    that is not a usable image is a problem ``(file, reason)``, the others are predicted."""
     from helpers import data
 
     files, problems = find_images(paths)
@@ -297,29 +268,21 @@ def predict_image(predictor: Predictor, image, name: str = "", top: int = 1) -> 
     return interpret(value, predictor.class_names, name, top)
 
 
-def tta_logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+def tta_logits(model, images: np.ndarray) -> np.ndarray:
     """Returns test-time augmented logits: the mean of each image's and its mirror's logit (07)."""
     images = np.asarray(images)
-    return (logits(model, images, batch_size) + logits(model, images[:, :, ::-1], batch_size)) / 2
+    return (logits(model, images) + logits(model, images[:, :, ::-1])) / 2
 
 
 def quoted(class_name: str) -> str:
-    """Returns ``class_name`` in quotes, for a sentence: ``'1' (87.5%)`` reads as a class.
-
-    Class names are folder names, and a folder named ``1`` printed bare reads as a number
-    ("1 (87.5%), 2 (10.0%)"). The command line's tab-separated columns keep names bare.
-    """
+    """Returns ``class_name`` in quotes, for a sentence: a folder named ``1`` printed bare
+    reads as a number (``'1' (87.5%)`` reads as a class)."""
     return f"'{class_name}'"
 
 
 def upload_result(predictor: Predictor, uploads) -> str:
-    """Returns the HTML the upload widget shows for ``uploads`` (a ``FileUpload.value``).
-
-    Introduced in 07: one line per uploaded file, e.g. ``cat.jpg: <b>dog</b> (87.5%)``, with N
-    classes ``x.jpg: <b>1</b> (87.5%), then '2' (10.0%), '7' (2.5%)``, or why the
-    file could not be used. ``uploads`` holds dicts with ``name`` and ``content`` (bytes), as
-    ipywidgets 8 gives them, or maps file names to dicts with ``content`` (ipywidgets 7).
-    """
+    """Returns the HTML the upload widget shows for ``uploads`` (a ``FileUpload.value`` of
+    ipywidgets 8, or 7's dict): one line per file, e.g. ``cat.jpg: <b>dog</b> (87.5%)`` (07)."""
     from html import escape
 
     from helpers import data
@@ -349,10 +312,7 @@ def upload_result(predictor: Predictor, uploads) -> str:
 
 
 def upload_widget(predictor: Predictor):
-    """Returns an ipywidgets box: a ``FileUpload`` button and, next to it, what the model says.
-
-    Introduced in 07. Works in JupyterLab and Colab; the logic is :func:`upload_result`.
-    """
+    """Returns an ipywidgets box: a ``FileUpload`` button and what the model says (07)."""
     from helpers import colab
 
     if not colab.widgets_render():
@@ -433,26 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Returns a context in which the C++ code of TensorFlow writes nothing to stderr (07).
-
-    Python exceptions still propagate, and are reported once the stream is back.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _run(args: argparse.Namespace) -> int:
     try:
-        with native_stderr_silenced():
+        with quiet.filtered_stderr(quiet.ALL_LINES):
             import tensorflow  # noqa: F401  (its start-up messages are not for the user)
 
             cfg = None

@@ -1,14 +1,9 @@
 """Keeps TensorFlow's C++ start-up log lines out of the notebooks (used by every Setup cell).
 
-On a machine without a GPU, importing TensorFlow 2.21 writes a block of C++ log lines straight to
-the process's stderr (file descriptor 2), which JupyterLab shows in red under the first cell:
-``oneDNN custom operations are on``, ``Could not find cuda drivers``, and, when the GPU is first
-looked for, ``failed call to cuInit: ... CUDA error``. ``TF_CPP_MIN_LOG_LEVEL`` cannot hide the
-first ones: TensorFlow logs them before it reads that variable. So while TensorFlow loads, and
-while it looks for a GPU, stderr goes to a temporary file; afterwards every line that is not one
-of those log lines is written back. Python warnings and real errors stay visible.
-
-This works when ``helpers`` is imported before ``keras`` or ``tensorflow`` (the Setup cells do).
+Without a GPU, TensorFlow 2.21 writes C++ log lines to file descriptor 2 (red in JupyterLab)
+while it loads, before it reads ``TF_CPP_MIN_LOG_LEVEL``, and when it looks for a GPU. So stderr
+goes to a temporary file then, and every other line is written back. It works when ``helpers``
+is imported before ``keras`` or ``tensorflow``.
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 # absl's C++ log line after its severity letter: date, time, thread, file:line] message.
 _CPP_LINE = r"\d{4} \d+:\d+:\d+\.\d+\s+\d+ [\w.\-]+:\d+\] "
@@ -36,6 +31,7 @@ NO_GPU_NOISE = re.compile(rf"^(?:{_STARTUP}|E{_CPP_LINE}failed call to cuInit)")
 # What TensorFlow's JPEG decoder logs when it refuses a truncated file, besides raising
 # InvalidArgumentError with the same words (introduced in 02, which decodes one on purpose).
 DECODE_NOISE = re.compile(rf"^E{_CPP_LINE}Premature end of JPEG data")
+ALL_LINES = re.compile("")  # the converters' (07) and python -m helpers.predict's: nothing shows
 
 
 def is_cpp_log_line(line: str) -> bool:
@@ -43,24 +39,10 @@ def is_cpp_log_line(line: str) -> bool:
     return re.match(rf"[IWEF]{_CPP_LINE}", line) is not None
 
 
-def noise_lines(texts: Iterable[str]) -> list[str]:
-    """Returns the lines of ``texts`` (cell outputs) a learner should never see: C++ log lines
-    and TensorFlow's start-up noise (the tests check every notebook's outputs with it)."""
-    return [
-        line
-        for text in texts
-        for line in text.splitlines()
-        if is_cpp_log_line(line) or STARTUP_NOISE.match(line)
-    ]
-
-
 @contextlib.contextmanager
 def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
     """Runs the ``with`` block with file descriptor 2 captured, then replays the lines that are
-    not ``noise`` to ``sys.stderr``.
-
-    Does nothing special where descriptor 2 cannot be redirected (then nothing is hidden).
-    """
+    not ``noise`` to ``sys.stderr`` (where it cannot be redirected, nothing is hidden)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -85,11 +67,8 @@ def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
 
 
 def import_tensorflow() -> None:
-    """Imports TensorFlow without its C++ start-up lines (once; later calls do nothing).
-
-    Also sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless it is set already, so TensorFlow's later INFO and
-    WARNING C++ lines stay hidden too (errors still show).
-    """
+    """Imports TensorFlow without its C++ start-up lines, and ``TF_CPP_MIN_LOG_LEVEL=2`` unless
+    set (later INFO and WARNING lines hidden too)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return

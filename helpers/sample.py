@@ -1,13 +1,8 @@
-"""A small offline data set laid out like a real folder of cat and dog photos.
+"""A small offline data set laid out like a real folder of cat and dog photos (02).
 
-Introduced in 02. ``TL_DATA=sample`` (the ``ci`` profile) uses it, so the whole series runs with no
-network. The two classes differ in what a tiny network can see: "cat" images are warm-coloured
-with round blobs, "dog" images are cool-coloured with stripes and boxes. ``TL_DATA=sample:N`` adds
-classes up to N (fox, hen, owl ...), each drawn around its own colour with triangles, in a folder
-of its own; cat and dog stay byte for byte the same. The set also holds the
-kinds of file a real folder has: PNG, GIF, BMP, grayscale, palette, RGBA and CMYK images, a
-truncated JPEG, an empty file and files that are not images at all, so the checks in
-:mod:`helpers.data` always run.
+``TL_DATA=sample`` (``sample:N``: N classes) runs the series with no network: classes differ in
+colour and shapes a tiny network can see. It also holds odd formats and broken files, so the
+checks in :mod:`helpers.data` always run.
 """
 
 from __future__ import annotations
@@ -50,10 +45,7 @@ def class_names(classes: int = 2) -> tuple[str, ...]:
 
 
 def default_folder(classes: int = 2) -> Path:
-    """Returns where :func:`ensure` keeps the sample set: ``~/.keras/datasets/tl_sample_v<N>``.
-
-    Introduced in 02. With more than two classes, ``tl_sample_v<N>_<classes>classes``.
-    """
+    """Returns where :func:`ensure` keeps the sample set, under ``~/.keras/datasets/`` (02)."""
     base = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     suffix = "" if classes == 2 else f"_{classes}classes"
     return base / "datasets" / f"tl_sample_v{VERSION}{suffix}"
@@ -135,13 +127,8 @@ BAD_FILES = (
 def generate(
     folder: str | Path, images_per_class: int = 36, seed: int = 0, classes: int = 2
 ) -> Path:
-    """Returns ``folder`` after writing the sample set into it (``cat/``, ``dog/`` ...).
-
-    Introduced in 02. The same ``images_per_class``, ``seed`` and ``classes`` always give the same
-    bytes, and the cat and dog images are the same whatever ``classes`` is. Besides
-    ``images_per_class`` ordinary JPEGs a class, it writes the odd-format images and the bad files
-    listed in ``_ODD_IMAGES`` and ``BAD_FILES``, and a hidden ``.ipynb_checkpoints`` folder.
-    """
+    """Returns ``folder`` after writing the sample set into it (``cat/``, ``dog/`` ...), the same
+    bytes for the same arguments; cat and dog the same whatever ``classes`` is (02)."""
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     for label, name in enumerate(CLASS_NAMES):
@@ -166,12 +153,8 @@ def generate(
 
 
 def ensure(folder: str | Path | None = None, images_per_class: int = 36, classes: int = 2) -> Path:
-    """Returns the sample set's folder, generating it first if it is not there yet.
-
-    Introduced in 02 (``TL_DATA=sample`` or ``sample:N`` for ``classes`` classes). Writes into a
-    temporary folder and renames it into place, so an interrupted run never leaves a half-written
-    set behind.
-    """
+    """Returns the sample set's folder, generated first (in a temporary folder renamed into
+    place) if it is not there yet (02)."""
     folder = Path(folder) if folder is not None else default_folder(classes)
     marker = folder / ".complete"
     if marker.is_file():

@@ -1,7 +1,6 @@
 """Training plumbing for 04 and 05: speed settings, cached features, histories and metrics.
 
-The lesson's own code (freezing, compiling, fitting) stays in the notebooks; these helpers hold
-what is not the lesson: where files go, how histories are joined, how features are collected.
+Freezing, compiling and fitting, the lesson, stay in the notebooks.
 """
 
 from __future__ import annotations
@@ -17,16 +16,12 @@ import keras
 import numpy as np
 
 from helpers import files, progress
-from helpers.config import Config
+from helpers.config import METRICS_ADVICE, Config
 from helpers.errors import LearnerError
 
 
 def use_fast_settings(cfg: Config) -> str:
-    """Returns the dtype policy in force after choosing it: mixed precision on a GPU only.
-
-    Introduced in 04. On a GPU, float16 math roughly doubles throughput; on a CPU it is slower,
-    so the policy stays float32 there. XLA is chosen at compile time (``cfg.jit_compile``).
-    """
+    """Returns the dtype policy set: mixed precision on a GPU only (slower on a CPU). From 04."""
     policy = "mixed_float16" if cfg.gpu else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy
@@ -58,14 +53,10 @@ class EpochTimer(keras.callbacks.Callback):
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """``EarlyStopping`` that remembers, across a ``BackupAndRestore`` resume, what it has seen.
 
-    Introduced in 05. Keras's ``EarlyStopping`` starts afresh when ``fit`` resumes from a backup:
-    it forgets the best epoch before the interruption and restores a later, worse one. This one
-    writes, after every epoch, that epoch's logs and seconds and its own state (the best value,
-    its epoch, the epochs since, the best weights) to ``folder``, and reads them back when
-    ``fit`` resumes. Put it before ``BackupAndRestore`` in ``callbacks`` and give it the same
-    folder: an epoch is then recorded here before it is backed up (a kill between the two reruns
-    the epoch, which replaces its record), and the backup's removal at the end removes this too.
-    ``history`` and ``epoch_seconds`` hold every epoch of the run once, resumed or not.
+    Introduced in 05. Keras's forgets the best epoch before a resume and restores a later, worse
+    one. This one keeps each epoch's logs, seconds and its state in ``folder``. Put it before
+    ``BackupAndRestore``, with the same folder: an epoch is recorded before it is backed up, and
+    the backup's removal removes this too. ``history`` holds every epoch once, resumed or not.
     """
 
     def __init__(self, folder: str | Path, **kwargs):
@@ -145,12 +136,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 @contextlib.contextmanager
-def resume_hint(early_stopping: ResumableEarlyStopping, rerun: str = "this cell"):
-    """Turns an interrupt during ``fit`` (Ctrl-C, Kernel > Interrupt) into one line (05).
-
-    The line says where training stopped and that running ``rerun`` again resumes after the
-    last finished epoch, in place of a traceback through Keras's training loop.
-    """
+def resume_hint(early_stopping: ResumableEarlyStopping):
+    """Turns an interrupt during ``fit`` into one line: running the cell again resumes (05)."""
     try:
         yield
     except KeyboardInterrupt:
@@ -159,7 +146,7 @@ def resume_hint(early_stopping: ResumableEarlyStopping, rerun: str = "this cell"
             done, f"epochs 1-{done} are backed up"
         )
         raise LearnerError(
-            f"interrupted during epoch {done + 1} ({saved}). Run {rerun} again to resume "
+            f"interrupted during epoch {done + 1} ({saved}). Run this cell again to resume "
             + (f"after epoch {done}." if done else "from the start.")
         ) from None
 
@@ -180,11 +167,7 @@ def _batches(dataset, description: str):
 
 
 def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Returns ``(features, labels)``: the extractor's output for every batch, with its labels.
-
-    Introduced in 04 (the fast path). Features and labels come from the same pass over
-    ``dataset``, so they stay aligned even if the dataset is shuffled.
-    """
+    """Returns ``(features, labels)`` from one pass over ``dataset``, so they line up (04)."""
     import tensorflow as tf
 
     # One compiled step for every batch (the last, smaller batch included): no retracing.
@@ -203,12 +186,8 @@ def store_views(
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Returns ``(stored, labels)``: the frozen bottom's output for ``views`` views of each image.
 
-    Introduced in 05 (training the top on stored activations); ``bottom`` comes from
-    ``models.split_base``, and each view is scaled as the classifier scales its input. View 0 is
-    the image itself, view 1 its horizontal flip, and each further view is a random draw of the
-    classifier's augmentation (``augment.build()``, seeded with ``cfg.seed``: the same views on
-    every run). ``stored`` holds one array per tensor ``bottom`` outputs, shaped
-    ``(images, views, ...)``; ``labels`` comes from the same pass, so both stay aligned.
+    Introduced in 05. Views: the image, its mirror, then seeded draws of ``augment.build()``.
+    ``stored``: one ``(images, views, ...)`` array per output of ``bottom``.
     """
     import tensorflow as tf
 
@@ -267,12 +246,8 @@ def _check_memory(bottom: keras.Model, dataset, views: int, batch_size: int) -> 
 
 
 def views_dataset(cfg: Config, stored: list[np.ndarray], labels: np.ndarray, *, shuffle: bool):
-    """Returns a ``tf.data.Dataset`` of batches of stored activations, one view per image.
-
-    Introduced in 05. Each time an image comes up it gets one of its stored views at random
-    (with one view: always that one), as ``RandomFlip`` picks the image or its mirror; with
-    ``shuffle`` the order changes every epoch, as the image pipeline's does (``data.prepare``).
-    """
+    """Returns a ``tf.data.Dataset`` of batches of stored activations, a random view per image
+    each time it comes up, as ``RandomFlip`` picks the image or its mirror (05)."""
     import tensorflow as tf
 
     views = stored[0].shape[1]
@@ -294,10 +269,7 @@ def history_path(cfg: Config, stage: str) -> Path:
 
 
 def save_history(cfg: Config, stage: str, history: keras.callbacks.History | dict) -> Path:
-    """Returns the path of ``history`` (a History or its ``.history`` dict) saved as JSON.
-
-    Introduced in 04; written atomically (``helpers.files``).
-    """
+    """Returns the path of ``history`` (a History or its dict) saved as JSON (04)."""
     values = history.history if hasattr(history, "history") else history
     return files.atomic_write_json(
         history_path(cfg, stage), {k: [float(v) for v in vs] for k, vs in values.items()}
@@ -308,11 +280,8 @@ _HISTORY_NOTEBOOK = {"transfer_learning": "04", "fine_tuning": "05"}
 
 
 def load_history(cfg: Config, stage: str) -> dict[str, list[float]] | None:
-    """Returns the saved history of ``stage``, or None (with a warning) when missing or damaged.
-
-    Introduced in 05. A damaged file is reported by name and treated as missing: a history
-    only draws curves, so the notebook goes on without it (:func:`combine_histories`).
-    """
+    """Returns the saved history of ``stage``, or None (with a warning) when missing or damaged:
+    it only draws curves, so the notebook goes on without it (05)."""
     path = history_path(cfg, stage)
     notebook = _HISTORY_NOTEBOOK.get(stage, "the notebook that saves it")
     if not path.is_file():
@@ -338,10 +307,8 @@ def combine_histories(
 ) -> tuple[dict[str, list[float]], list[int]]:
     """Returns the phases' histories joined end to end, and the epoch where each later one starts.
 
-    Introduced in 05: the head's epochs, then the fine-tuning epochs, on one time axis.
-    Only the metrics every phase recorded are kept. A missing phase (None, as
-    :func:`load_history` returns for a missing file) counts as one epoch of NaN: the plot shows
-    what exists, with a gap where the missing phase would be.
+    Introduced in 05. Only metrics every phase has are kept; a missing phase (None) is one epoch
+    of NaN, a gap in the plot.
     """
     present = [phase for phase in phases if phase]
     keys = [k for k in (present or [{}])[0] if all(k in phase for phase in present[1:])]
@@ -362,28 +329,18 @@ def metrics_path(cfg: Config) -> Path:
     return Path(cfg.output_dir) / "metrics.json"
 
 
-METRICS_ADVICE = (
-    "A fresh metrics.json is started; run the earlier notebooks again to fill in their results."
-)
-
-
 def read_metrics(cfg: Config) -> dict:
-    """Returns the contents of metrics.json ({} when there is none yet).
+    """Returns the contents of metrics.json ({} when there is none yet; from 04).
 
-    Introduced in 04. A damaged file is not lost: it is renamed ``metrics.json.damaged`` (with a
-    warning naming both files) and the run starts a fresh one. ``config.load`` does the same
-    check in every Setup cell, so it happens before the notebook's work, not after it.
+    A damaged file is set aside as ``metrics.json.damaged``, with a warning; ``config.load``
+    checks it in every Setup cell, before the notebook's work.
     """
     return files.read_json_or_set_aside(metrics_path(cfg), METRICS_ADVICE) or {}
 
 
 def record_metrics(cfg: Config, stage: str, **values: float) -> dict:
-    """Returns all metrics of the run after writing ``values`` under ``stage`` in metrics.json.
-
-    Introduced in 04. Each notebook writes its own key and keeps the others' entries; the file
-    is replaced atomically. Notebooks call :func:`read_metrics` in their Setup cell, so a
-    damaged file is reported (and set aside) before the work starts, not after.
-    """
+    """Returns all metrics of the run after writing ``values`` under ``stage`` in metrics.json,
+    atomically, keeping the other stages' entries (introduced in 04)."""
     metrics = read_metrics(cfg)
     metrics[stage] = {
         k: (round(float(v), 4) if isinstance(v, float | np.floating) else v)
@@ -394,11 +351,8 @@ def record_metrics(cfg: Config, stage: str, **values: float) -> dict:
 
 
 def head_on_features(feature_count: int, class_count: int = 2) -> keras.Model:
-    """Returns the classifier's head alone (dropout, logits) for pooled base features.
-
-    Its two layers are named like the full classifier's (``dropout``, ``logit``), so the trained
-    weights can be copied over with :func:`copy_head`.
-    """
+    """Returns the classifier's head alone (dropout, logits) for pooled base features, its
+    layers named like the classifier's, for :func:`copy_head` (04)."""
     inputs = keras.Input(shape=(feature_count,), name="features")
     from helpers import models
 
@@ -414,11 +368,8 @@ def copy_head(head: keras.Model, model: keras.Model) -> None:
 
 
 def loss_and_accuracy(model: keras.Model) -> tuple[keras.losses.Loss, keras.metrics.Metric]:
-    """Returns the loss and the accuracy for a model that outputs logits (introduced in 04).
-
-    One logit (two classes): sigmoid cross-entropy, and accuracy with the logit compared to 0.
-    N logits (N classes): softmax cross-entropy on integer labels, and accuracy by argmax.
-    """
+    """Returns the loss and the accuracy for a model that outputs logits (introduced in 04):
+    sigmoid cross-entropy and logit > 0 for one logit, sparse softmax and argmax for N."""
     if model.output_shape[-1] == 1:
         return (
             keras.losses.BinaryCrossentropy(from_logits=True),
@@ -442,11 +393,8 @@ def compile_for_logits(model: keras.Model, learning_rate: float, cfg: Config) ->
 
 
 def transfer_model(cfg: Config, splits, epochs: int | None = None):
-    """Returns ``(model, history)``: 04's classifier with its head trained on cached features.
-
-    Introduced in 05, which calls it when 04 has not saved ``transfer_model.keras``. It does what
-    04 teaches: a frozen base, features computed once, the head trained on them and copied in.
-    """
+    """Returns ``(model, history)``: 04's classifier with its head trained on cached features,
+    as 04 teaches (05 calls it when 04 has not saved its model)."""
     from helpers import augment, models
 
     class_count = len(splits.class_names)
@@ -471,11 +419,8 @@ def transfer_model(cfg: Config, splits, epochs: int | None = None):
 
 
 def backup_folder(cfg: Config, stage: str) -> Path:
-    """Returns where ``keras.callbacks.BackupAndRestore`` keeps ``stage``'s unfinished training.
-
-    Introduced in 05 (``stage`` ``fine_tuning``): under ``TL_OUTPUT_DIR``, in a folder named after
-    the settings that shape the model, so a backup is only resumed by the same run.
-    """
+    """Returns where ``BackupAndRestore`` keeps ``stage``'s unfinished training (05), in a
+    folder named after the model's settings, so only the same run resumes it."""
     from helpers import models
 
     settings = models._settings(cfg, "fine_tuned_model")
@@ -489,20 +434,11 @@ def fine_tune(
     splits,
     *,
     learning_rate: float = 1e-5,
-    verbose: int = 0,
     callbacks: tuple = (),
 ):
-    """Returns the :class:`ResumableEarlyStopping` of 05's fine-tuning of ``model`` (its
-    ``history`` holds every epoch, resumed or not; ``model`` has a trained head).
-
-    Introduced in 05, where each step stands in the notebook: the base unfrozen (all of it, or
-    its top part per ``cfg.unfreeze``, ``TL_UNFREEZE``), every BatchNormalization layer kept
-    frozen (inference mode), a low learning rate, EarlyStopping. With a frozen bottom and
-    ``cfg.stored_views`` (``TL_STORED_VIEWS``), the bottom runs once over that many views of each
-    training image and the top trains on what it stored. ``BackupAndRestore`` saves each finished
-    epoch in :func:`backup_folder`: run again after a lost kernel or an interrupt, it resumes
-    after the last finished epoch; a finished run removes the backup. ``callbacks`` follow it.
-    """
+    """Returns the :class:`ResumableEarlyStopping` of 05's fine-tuning of ``model`` (a trained
+    head), whose steps stand in 05: ``TL_UNFREEZE``, BatchNorm frozen, ``TL_STORED_VIEWS``,
+    a low learning rate, early stopping, ``BackupAndRestore`` (resumed when run again)."""
     from helpers import models
 
     base_model = model.get_layer(models.BASE_NAME)
@@ -522,13 +458,13 @@ def fine_tune(
     early_stopping = ResumableEarlyStopping(
         folder, monitor="val_loss", patience=3, restore_best_weights=True
     )
-    with resume_hint(early_stopping, "this cell"):
+    with resume_hint(early_stopping):
         fit_model.fit(
             train_data,
             validation_data=validation_data,
             epochs=cfg.fine_tune_epochs,
             callbacks=[early_stopping, keras.callbacks.BackupAndRestore(folder), *callbacks],
-            verbose=verbose,
+            verbose=0,
         )
     return early_stopping
 
@@ -536,9 +472,8 @@ def fine_tune(
 def fine_tuned_model(cfg: Config, splits) -> tuple[keras.Model, str]:
     """Returns ``(model, why)``: 05's fine-tuned classifier for inference, loaded or trained.
 
-    Introduced in 06 and 07, which run on their own: the model 05 saved with the same settings
-    when there is one, otherwise 05's fine-tuning done here in one call (and saved), starting
-    from the model 04 saved when it matches, else from a head trained here as 04 does.
+    Introduced in 06 and 07: 05's saved model, else 05's fine-tuning done here (and saved) from
+    04's model or a head trained here.
     """
     from helpers import models
 

@@ -37,16 +37,11 @@ def _to_uint8(image) -> np.ndarray:
     return array
 
 
-def image_grid(
-    images: Sequence, titles: Sequence[str] | None = None, *, columns: int = 3, size: float = 2.2
-):
-    """Returns a Figure showing ``images`` (0-255 values) in a grid, with optional titles.
-
-    Introduced in 02 (a 3x3 grid of samples) and used again in 03 (augmented copies).
-    """
+def image_grid(images: Sequence, titles: Sequence[str] | None = None, *, columns: int = 3):
+    """Returns a Figure showing ``images`` (0-255 values) in a grid, with optional titles (03)."""
     images = list(images)
     rows = max(1, -(-len(images) // columns))
-    figure = Figure(figsize=(columns * size, rows * size))
+    figure = Figure(figsize=(columns * 2.2, rows * 2.2))
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
@@ -58,12 +53,9 @@ def image_grid(
     return figure
 
 
-def class_grid(dataset, class_names: Sequence[str], per_class: int = 3, *, size: float = 1.8):
-    """Returns a grid Figure with a row of ``per_class`` images for every class, titled by name.
-
-    Introduced in 02: with more than two classes, the first images of a batch may miss some
-    classes. Reads ``dataset`` (batched or not) until every class has its images, or to its end.
-    """
+def class_grid(dataset, class_names: Sequence[str], per_class: int = 3):
+    """Returns a grid Figure with a row of ``per_class`` images for every class, titled by name,
+    from ``dataset`` (batched or not), read until every class has its images (02)."""
     wanted = {label: [] for label in range(len(class_names))}
     dataset = dataset.unbatch() if len(dataset.element_spec[0].shape) == 4 else dataset
     for image, label in dataset.as_numpy_iterator():
@@ -72,7 +64,7 @@ def class_grid(dataset, class_names: Sequence[str], per_class: int = 3, *, size:
             row.append(image)
             if all(len(each) == per_class for each in wanted.values()):
                 break
-    figure = Figure(figsize=(per_class * size, len(class_names) * size))
+    figure = Figure(figsize=(per_class * 1.8, len(class_names) * 1.8))
     axes = figure.subplots(len(class_names), per_class, squeeze=False)
     for label, row in wanted.items():
         for column, axis in enumerate(axes[label]):
@@ -97,14 +89,10 @@ def plot_history(
     history: dict[str, list[float]],
     *,
     phase_starts: Sequence[int] = (),
-    phase_names: Sequence[str] = ("train the head", "fine-tune"),
     title: str = "",
 ):
-    """Returns a Figure of loss and accuracy per epoch, training and validation side by side.
-
-    Introduced in 04 (one phase); 05 passes a history joined by ``train.combine_histories`` and
-    the epoch where fine-tuning starts, which is marked with a dashed line.
-    """
+    """Returns a Figure of loss and accuracy per epoch, training and validation side by side (04);
+    05 marks where fine-tuning starts (``phase_starts``) with a dashed line."""
     figure = Figure(figsize=(10, 3.6))
     axes = figure.subplots(1, 2)
     for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
@@ -112,11 +100,10 @@ def plot_history(
             if key in history:
                 epochs = np.arange(1, len(history[key]) + 1)
                 axis.plot(epochs, history[key], marker="o", markersize=3, label=label)
-        for index, start in enumerate(phase_starts):
-            name = phase_names[min(index + 1, len(phase_names) - 1)]
+        for start in phase_starts:
             # named in the legend, which matplotlib places clear of the curves: a label
             # written on the plot overlapped them and was clipped at the edge
-            axis.axvline(start + 0.5, color="gray", linestyle="--", label=f"{name} starts")
+            axis.axvline(start + 0.5, color="gray", linestyle="--", label="fine-tune starts")
         axis.set_xlabel("epoch")
         axis.set_title(metric)
         axis.grid(alpha=0.3)
@@ -128,12 +115,8 @@ def plot_history(
 
 
 def accuracy_over_time(curves: dict[str, tuple[Sequence[float], Sequence[float]]], title: str = ""):
-    """Returns a Figure of validation accuracy against seconds of training, one line per model.
-
-    Introduced in 04 (transfer learning against a convnet trained from scratch). ``curves`` maps
-    a name to ``(seconds, accuracies)``: the time at the end of each epoch, counted from the
-    start of that model's work, and its validation accuracy then.
-    """
+    """Returns a Figure of validation accuracy against seconds of training, one line per model:
+    ``curves`` maps a name to ``(seconds, accuracies)`` at the end of each epoch (04)."""
     figure = Figure(figsize=(6.4, 3.6))
     axis = figure.subplots()
     for name, (seconds, accuracies) in curves.items():
@@ -151,18 +134,14 @@ def accuracy_over_time(curves: dict[str, tuple[Sequence[float], Sequence[float]]
 # --- 06: judging and explaining the classifier ------------------------------------------------
 
 
-def evaluation_figure(labels, probabilities, class_names: Sequence[str], threshold: float = 0.5):
-    """Returns a Figure: the confusion matrix in counts, the same normalised by row, and the ROC.
-
-    Introduced in 06. Rows are the true classes. Two classes: ``probabilities`` are P(class 1)
-    and the ROC curve's marker shows ``threshold``. N classes: ``probabilities`` has one row per
-    image, the prediction is the likeliest class, and there is no ROC curve.
-    """
+def evaluation_figure(labels, probabilities, class_names: Sequence[str]):
+    """Returns a Figure: the confusion matrix in counts, the same normalised by row, and (two
+    classes: ``probabilities`` are P(class 1)) the ROC curve with threshold 0.5 marked (06)."""
     from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
     binary = probabilities.ndim == 1
-    predicted = (probabilities > threshold).astype(int) if binary else probabilities.argmax(1)
+    predicted = (probabilities > 0.5).astype(int) if binary else probabilities.argmax(1)
     count = len(class_names)
     size = max(4.0, 0.55 * count + 2)
     figure = Figure(figsize=(13 if binary else 2 * size + 1, size))
@@ -192,7 +171,7 @@ def evaluation_figure(labels, probabilities, class_names: Sequence[str], thresho
         labels, probabilities, ax=axes[2], name=f"P({class_names[1]})", plot_chance_level=True
     )
     false_rate, true_rate = predicted[labels == 0].mean(), predicted[labels == 1].mean()
-    axes[2].plot(false_rate, true_rate, "o", color="red", label=f"threshold {threshold:.2f}")
+    axes[2].plot(false_rate, true_rate, "o", color="red", label="threshold 0.50")
     axes[2].legend(loc="lower right", fontsize=9)
     axes[2].set_title("ROC curve", fontsize=10)
     figure.tight_layout()
@@ -205,16 +184,12 @@ def prediction_grid(
     correct: Sequence[bool],
     *,
     columns: int = 4,
-    size: float = 2.6,
     title: str = "",
 ):
-    """Returns a grid Figure of ``images``, framed and titled red when wrong, green when right.
-
-    Introduced in 06 (the worst errors, the least certain predictions).
-    """
+    """Returns a grid Figure of ``images``, framed and titled red when wrong, green when right."""
     images = list(images)
     rows = max(1, -(-len(images) // columns))
-    figure = Figure(figsize=(columns * size, rows * (size + 0.5)), layout="constrained")
+    figure = Figure(figsize=(columns * 2.6, rows * 3.1), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
@@ -242,18 +217,17 @@ def upsample(heatmap: np.ndarray, image_size: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def gradcam_grid(images: Sequence, heatmaps: Sequence, titles: Sequence[str], *, size: float = 2.6):
+def gradcam_grid(images: Sequence, heatmaps: Sequence, titles: Sequence[str]):
     """Returns a Figure: each photo above its Grad-CAM heatmap overlaid in colour (06).
 
-    Heatmaps are rectified and scaled to [0, 1] per image (Grad-CAM's ReLU), then resized to the
-    photo and drawn in colour where they are high (red: raised the score most); where they are
-    near zero the photo shows through unchanged.
+    Heatmaps are rectified and scaled to [0, 1] per image (Grad-CAM's ReLU); near zero, the photo
+    shows through unchanged.
     """
     from matplotlib import colormaps
 
     images = list(images)
     columns = len(images)
-    figure = Figure(figsize=(columns * size, 2 * size + 0.6))
+    figure = Figure(figsize=(columns * 2.6, 5.8))
     axes = figure.subplots(2, columns, squeeze=False)
     for index in range(columns):
         image = _to_uint8(images[index])

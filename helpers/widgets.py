@@ -1,10 +1,5 @@
-"""Interactive explorers (ipywidgets) for the notebooks, with their logic in plain functions.
-
-Introduced in 01 (toggle ``trainable`` and watch the parameter counts) and 03 (move augmentation
-sliders and watch a grid of augmented copies). The update logic lives in plain functions
-(:func:`trainable_counts`, :func:`apply_trainable`, :func:`augmentation_figure`) so it is tested
-without a browser; the ``*_explorer`` functions only wire those to widgets.
-"""
+"""Interactive explorers (ipywidgets) for 01, 03 and 06; their logic is in plain functions,
+tested without a browser, which the ``*_explorer`` functions wire to widgets."""
 
 from __future__ import annotations
 
@@ -40,11 +35,7 @@ def trainable_counts(model: keras.Model) -> dict[str, int]:
 
 
 def apply_trainable(model: keras.Model, states: Mapping[str, bool]) -> dict[str, int]:
-    """Returns :func:`trainable_counts` after applying checkbox ``states`` to the layers (01).
-
-    ``states`` maps layer names to ``trainable`` values; layers not named are left as they are.
-    An unknown layer name raises a ``KeyError`` that lists the model's layer names.
-    """
+    """Returns :func:`trainable_counts` after setting ``trainable`` per layer name (01)."""
     names = [layer.name for layer in model.layers]
     for name, trainable in states.items():
         if name not in names:
@@ -62,12 +53,8 @@ def format_counts(counts: Mapping[str, int]) -> str:
 
 
 def trainable_explorer(model: keras.Model):
-    """Returns an ipywidgets box of per-layer ``trainable`` checkboxes and live counts (01).
-
-    One checkbox per layer of ``model``, and a line counting trainable and non-trainable
-    parameters that updates on every click. The checkboxes change ``model`` itself: recompile
-    it before training (01 shows why).
-    """
+    """Returns an ipywidgets box of per-layer ``trainable`` checkboxes, which change ``model``
+    itself, and live parameter counts (01)."""
     if not colab.widgets_render():
         return _static_view(f"<b>{format_counts(trainable_counts(model))}</b>")
     import ipywidgets as w
@@ -103,11 +90,8 @@ def augmentation_figure(
     count: int = 9,
     seed: int | None = 0,
 ) -> Figure:
-    """Returns a grid Figure: the original ``image`` then ``count - 1`` augmented copies (03).
-
-    ``image`` is one (h, w, 3) image with 0-255 values; the factors are those of
-    :func:`helpers.augment.build`. A fixed ``seed`` gives the same grid for the same settings.
-    """
+    """Returns a grid Figure: the original ``image`` then ``count - 1`` copies augmented by
+    :func:`helpers.augment.build` with these factors (03)."""
     augmentation = augment.build(
         flip=flip, rotation=rotation, zoom=zoom, contrast=contrast, seed=seed
     )
@@ -129,14 +113,9 @@ def figure_png(figure: Figure) -> bytes:
 def augmentation_explorer(images: Sequence, titles: Sequence[str] | None = None):
     """Returns an ipywidgets box: an image picker and sliders that redraw an augmented grid (03).
 
-    Pick an image, move the rotation / zoom / contrast sliders or the flip checkbox, and the grid
-    of :func:`augmentation_figure` is redrawn.
-
-    ``images`` are (h, w, 3) images with 0-255 values; ``titles`` name them in the picker.
-    The grid is an ``Image`` widget whose PNG is replaced on each change, not an ``Output``
-    widget: while a cell runs, an Output widget makes a headless runner (nbclient: nbconvert,
-    nbval, papermill) send messages to the kernel on the channel it is waiting on for the
-    cell's reply, and the reply could then be missed until the cell timeout (jupyter/nbclient#312).
+    The grid is an ``Image`` widget, not an ``Output`` one: under a headless runner (nbconvert,
+    nbval) an Output widget can make the cell's reply be missed until its timeout
+    (jupyter/nbclient#312).
     """
     from IPython.display import display
 
@@ -192,12 +171,8 @@ def _number(value: float) -> str:
 
 
 def threshold_html(predictions, threshold: float, class_names: Sequence[str]) -> str:
-    """Returns the live text of the threshold slider: confusion matrix, precision, recall (06).
-
-    ``predictions`` is a :class:`helpers.evaluate.Predictions`; the numbers are those of
-    :func:`helpers.evaluate.threshold_report` at ``threshold`` (images with P(class 1) above it
-    are predicted as class 1).
-    """
+    """Returns the live text of the threshold slider: :func:`helpers.evaluate.threshold_report`
+    at ``threshold`` (06)."""
     from helpers import evaluate
 
     report = evaluate.threshold_report(predictions, threshold, class_names)
@@ -244,15 +219,11 @@ def _slider_explorer(render, value: float, low: float, description: str):
     return w.VBox([slider, text])
 
 
-def threshold_explorer(predictions, class_names: Sequence[str], value: float = 0.5):
-    """Returns an ipywidgets box: a ``threshold`` slider and the numbers it changes, live (06).
-
-    Moving the slider recomputes the confusion matrix and each class's precision and recall
-    (:func:`threshold_html`); nothing is retrained or re-predicted.
-    """
+def threshold_explorer(predictions, class_names: Sequence[str]):
+    """Returns an ipywidgets box: a ``threshold`` slider and the numbers it changes, live (06)."""
     return _slider_explorer(
         lambda threshold: threshold_html(predictions, threshold, class_names),
-        value,
+        0.5,
         0.01,
         "threshold",
     )
@@ -262,12 +233,8 @@ def threshold_explorer(predictions, class_names: Sequence[str], value: float = 0
 
 
 def confidence_html(predictions, minimum: float) -> str:
-    """Returns the live text of the confidence slider: share answered and their accuracy (06).
-
-    For N classes, where no single threshold splits two classes: the model answers only the
-    images whose predicted class has a probability of at least ``minimum``
-    (:func:`helpers.evaluate.confidence_report`), and abstains on the others.
-    """
+    """Returns the live text of the confidence slider (06, N classes): the share of images
+    answered at ``minimum`` and their accuracy (:func:`helpers.evaluate.confidence_report`)."""
     from helpers import evaluate
 
     report = evaluate.confidence_report(predictions, minimum)
@@ -280,8 +247,8 @@ def confidence_html(predictions, minimum: float) -> str:
     )
 
 
-def confidence_explorer(predictions, value: float = 0.0):
+def confidence_explorer(predictions):
     """Returns an ipywidgets box: a minimum-confidence slider and what it changes, live (06)."""
     return _slider_explorer(
-        lambda minimum: confidence_html(predictions, minimum), value, 0.0, "minimum"
+        lambda minimum: confidence_html(predictions, minimum), 0.0, 0.0, "minimum"
     )

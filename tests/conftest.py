@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import config, sample
+from helpers import config, quiet, sample
 
 # Mean colours the generated classes are drawn around, far apart so a converted image can be
 # checked against its class colour (a conversion that swapped or inverted channels would fail).
@@ -90,3 +90,14 @@ def colour_centroid_accuracy(folder: Path, class_names) -> float:
     centroids = np.stack([features[fit & (labels == c)].mean(axis=0) for c in classes])
     distances = np.linalg.norm(features[held_out][:, None, :] - centroids[None], axis=-1)
     return float(np.mean(distances.argmin(axis=1) == labels[held_out]))
+
+
+def noise_lines(texts) -> list[str]:
+    """Returns the lines of ``texts`` (cell outputs) a learner should never see: C++ log lines
+    and TensorFlow's start-up noise."""
+    return [
+        line
+        for text in texts
+        for line in text.splitlines()
+        if quiet.is_cpp_log_line(line) or quiet.STARTUP_NOISE.match(line)
+    ]

@@ -32,8 +32,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import noise_lines
 from course_tools.run import NOTEBOOKS, numbered_notebooks
-from helpers import quiet
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_ARGS = [
@@ -245,7 +245,7 @@ def test_run_all_shows_no_error_and_no_log_noise(executed, name):
     prompts = [p for p in prompts if p.strip()]  # a collapsed cell's prompt shows nothing
     not_run = [p for p in prompts if not re.search(r"\[\d+\]", p)]
     assert not not_run, f"{name}: {len(not_run)} of {len(prompts)} code cells did not run"
-    log_lines = quiet.noise_lines(output_texts(page))
+    log_lines = noise_lines(output_texts(page))
     assert not log_lines, f"{name} shows TensorFlow C++ log lines:\n" + "\n".join(log_lines[:5])
     as_text = [t for t in output_texts(page, "text/plain") if WIDGET_AS_TEXT.search(t)]
     assert not as_text, f"{name}: a widget is shown as text, not drawn: {as_text[0][:200]}"

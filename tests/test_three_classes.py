@@ -21,8 +21,8 @@ import os
 import nbformat
 import pytest
 
+from conftest import noise_lines
 from course_tools import run
-from helpers import quiet
 
 CHAINS = {"a": ("02", "04", "05", "06", "07"), "b": ("08", "09")}
 RUNS = [
@@ -70,5 +70,5 @@ def test_runs_with_three_classes(chain, path, folders, monkeypatch):
         for out in cell.get("outputs", [])
         if out.get("output_type") == "stream"
     ]
-    noise = quiet.noise_lines(texts)
+    noise = noise_lines(texts)
     assert not noise, f"{path.name} shows TensorFlow log lines:\n" + "\n".join(noise[:5])
