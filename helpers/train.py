@@ -53,7 +53,7 @@ class EpochTimer(keras.callbacks.Callback):
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """``EarlyStopping`` that remembers, across a ``BackupAndRestore`` resume, what it has seen.
 
-    Introduced in 05. Keras's forgets the best epoch before a resume and restores a later, worse
+    Introduced in 05. Keras's own forgets the best epoch before a resume and restores a later, worse
     one. This one keeps each epoch's logs, seconds and its state in ``folder``. Put it before
     ``BackupAndRestore``, with the same folder: an epoch is recorded before it is backed up, and
     the backup's removal removes this too. ``history`` holds every epoch once, resumed or not.
