@@ -181,6 +181,51 @@ def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarra
     return np.concatenate(features), np.concatenate(labels)
 
 
+def _features_file(cfg: Config, feature_extractor: keras.Model, splits, role: str) -> Path:
+    """Where :func:`features_of` keeps a split's features: named after everything they depend on
+    (the extractor's layers and weights, the image size, the split's files with their sizes and
+    times, or the TFDS source), so a change of any gives another name."""
+    digest = hashlib.sha256()
+    for layer in feature_extractor.layers:
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        digest.update(json.dumps([type(layer).__name__, config], default=str).encode())
+    for weight in feature_extractor.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    paths, labels = splits.files.get(role, ([], []))
+    stats = [(str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in paths]
+    identity = [role, cfg.image_size, splits.source, splits.sizes.get(role), stats, labels]
+    digest.update(json.dumps(identity, default=str).encode())
+    return Path(cfg.output_dir) / "features" / f"{role}-{digest.hexdigest()[:16]}.npz"
+
+
+def features_of(
+    cfg: Config, feature_extractor: keras.Model, splits, role: str, *, reuse: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns :func:`extract_features` of ``splits.<role>``, kept in ``TL_OUTPUT_DIR/features``.
+
+    A frozen extractor gives the same features for the same images: 04 computes them
+    (``reuse=False``) and 05's control reads them back instead of a second pass (about 7 s on
+    2,000 photos). A missing or damaged file is computed again.
+    """
+    path = _features_file(cfg, feature_extractor, splits, role)
+    if reuse and path.is_file():
+        try:
+            with np.load(path) as kept:
+                return kept["features"], kept["labels"]
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # damaged: computed again below, and replaced
+    features, labels = extract_features(feature_extractor, getattr(splits, role))
+    try:
+        with files.atomic_path(path) as temporary, open(temporary, "wb") as stream:
+            np.savez(stream, features=features, labels=labels)
+        for older in path.parent.glob(f"{role}-*.npz"):  # one file a split: the newest
+            if older != path:
+                older.unlink()
+    except OSError:
+        pass  # an unwritable output folder: the next notebook computes them again
+    return features, labels
+
+
 def store_views(
     cfg: Config, bottom: keras.Model, dataset, views: int
 ) -> tuple[list[np.ndarray], np.ndarray]:

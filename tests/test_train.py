@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -260,3 +261,56 @@ def test_a_backup_without_its_early_stopping_record_resumes_with_gaps_and_a_warn
     losses = resumed.history["val_loss"]
     assert np.isnan(losses[:3]).all() and not np.isnan(losses[3:]).any()
     assert losses[resumed.best_epoch] == min(losses[3:])  # the best of what it saw
+
+
+def test_features_of_reads_back_only_what_the_same_extractor_computed_on_the_same_files(
+    cfg, tmp_path, monkeypatch
+):
+    # 04 computes and keeps (reuse=False); 05 reads them back. Anything they depend on changes
+    # the file's name: the extractor's weights, a layer's settings, a photo's bytes.
+    photos = []
+    for index in range(6):
+        photos.append(tmp_path / f"photo{index}.jpg")
+        photos[-1].write_bytes(b"x" * (index + 1))
+    images = np.random.default_rng(0).uniform(0, 255, (6, 8, 8, 3)).astype("float32")
+    labels = np.arange(6) % 2
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    splits = SimpleNamespace(
+        train=dataset, files={"train": (photos, labels.tolist())}, source="a folder", sizes={}
+    )
+
+    def extractor(scale=1.0):
+        return keras.Sequential(
+            [keras.Input((8, 8, 3)), keras.layers.Rescaling(scale), keras.layers.Conv2D(2, 3)]
+            + [keras.layers.GlobalAveragePooling2D()]
+        )
+
+    computed = []
+    real_extract = train.extract_features
+    monkeypatch.setattr(
+        train, "extract_features", lambda *a: computed.append(1) or real_extract(*a)
+    )
+    first = extractor()
+    features, got = train.features_of(cfg, first, splits, "train", reuse=False)
+    assert len(computed) == 1 and sorted(got.tolist()) == sorted(labels.tolist())
+    again, again_labels = train.features_of(cfg, first, splits, "train")
+    assert len(computed) == 1, "the same extractor on the same files computed them again"
+    np.testing.assert_array_equal(again, features)
+    np.testing.assert_array_equal(again_labels, got)
+
+    train.features_of(cfg, extractor(), splits, "train")  # other random weights
+    assert len(computed) == 2
+    other_scale = extractor(scale=0.5)
+    other_scale.set_weights(first.get_weights())  # same weights, another layer setting
+    train.features_of(cfg, other_scale, splits, "train")
+    assert len(computed) == 3
+    train.features_of(cfg, first, splits, "train", reuse=False)
+    photos[2].write_bytes(b"yyy")  # a photo replaced under the same name and size
+    train.features_of(cfg, first, splits, "train")
+    assert len(computed) == 5
+
+    kept = list((cfg.output_dir / "features").glob("train-*.npz"))
+    assert len(kept) == 1, "older files of a split are removed"
+    kept[0].write_bytes(b"damaged")
+    damaged_too, _ = train.features_of(cfg, first, splits, "train")
+    assert len(computed) == 6 and damaged_too.shape == features.shape
