@@ -297,10 +297,17 @@ def predict_image(predictor: Predictor, image, name: str = "", top: int = 1) -> 
     return interpret(value, predictor.class_names, name, top)
 
 
-def tta_logits(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Returns test-time augmented logits: the mean of each image's and its mirror's logit (07)."""
+def tta_logits(
+    model, images: np.ndarray, batch_size: int = 32, *, plain: np.ndarray | None = None
+) -> np.ndarray:
+    """Returns test-time augmented logits: the mean of each image's and its mirror's logit (07).
+
+    ``plain``: the images' own logits (:func:`logits`) when already computed; then only the
+    mirrors are predicted.
+    """
     images = np.asarray(images)
-    return (logits(model, images, batch_size) + logits(model, images[:, :, ::-1], batch_size)) / 2
+    plain = logits(model, images, batch_size) if plain is None else np.asarray(plain)
+    return (plain + logits(model, images[:, :, ::-1], batch_size)) / 2
 
 
 def quoted(class_name: str) -> str:
