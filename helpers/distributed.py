@@ -92,8 +92,11 @@ def images_dataset(cfg: Config, global_batch: int, steps: int | None = None):
             f"{raw.sizes['train']} training images do not fill one global batch of "
             f"{global_batch} ({cfg.batch_size} a replica): lower TL_BATCH_SIZE or add images."
         )
-    dataset = data.prepare(raw.train, cfg.image_size, global_batch, shuffle=False)
-    dataset = dataset.unbatch().batch(global_batch, drop_remainder=True).take(steps)
+    # take() before prepare's cache(): the cache then holds only these images and is complete
+    # after one epoch (cut short after it, tf.data would drop it and decode every epoch again)
+    images = raw.train.take(steps * global_batch)
+    dataset = data.prepare(images, cfg.image_size, global_batch, shuffle=False)
+    dataset = dataset.unbatch().batch(global_batch, drop_remainder=True)
     # unbatch() makes the count unknown; assert_cardinality restores it, and fails if it is wrong
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     options = tf.data.Options()

@@ -480,6 +480,15 @@ def _unit_vectors(images) -> np.ndarray:
 # and 0.57); the check asks only that one image of a whole batch is new, so such a rare
 # near-copy cannot fail it.
 SAME_IMAGE = 1 - 1e-6
+# The correlations use every 4th row and column (a 16th of the pixels), which takes 0.4 s instead
+# of 6 s for a batch against 1,600 real photos: an unchanged, rescaled image still correlates
+# 1 - 3e-15 with its original; 80 augmented copies of real photos at most 0.981 (median 0.36).
+PIXEL_STRIDE = 4
+
+
+def _strided_unit_vectors(images) -> np.ndarray:
+    """Returns :func:`_unit_vectors` of every ``PIXEL_STRIDE``-th row and column of the images."""
+    return _unit_vectors(_array(images)[:, ::PIXEL_STRIDE, ::PIXEL_STRIDE])
 
 
 @_exercise("03", 4, ("train_ds",), "map the augmentation over `splits.train` into `train_ds`")
@@ -503,11 +512,11 @@ def _augmented_pipeline(ns: dict) -> None:
     # the two passes differs (splits.train reshuffles), so each image is compared with them all.
     passing = iter(train_ds)
     first = _array(next(passing)[0])
-    sample = _unit_vectors(first)
+    sample = _strided_unit_vectors(first)
     closest = np.full(len(sample), -1.0)
     batches = 0
     for images, _ in originals:
-        closest = np.maximum(closest, (sample @ _unit_vectors(images).T).max(axis=1))
+        closest = np.maximum(closest, (sample @ _strided_unit_vectors(images).T).max(axis=1))
         batches += 1
     _need(
         bool(np.any(closest < SAME_IMAGE)),

@@ -268,10 +268,13 @@ def predict_image(predictor: Predictor, image, name: str = "", top: int = 1) -> 
     return interpret(value, predictor.class_names, name, top)
 
 
-def tta_logits(model, images: np.ndarray) -> np.ndarray:
-    """Returns test-time augmented logits: the mean of each image's and its mirror's logit (07)."""
+def tta_logits(model, images: np.ndarray, *, plain: np.ndarray | None = None) -> np.ndarray:
+    """Returns test-time augmented logits: the mean of each image's and its mirror's logit (07).
+    ``plain``: the images' own logits, when already computed; then only the mirrors are predicted.
+    """
     images = np.asarray(images)
-    return (logits(model, images) + logits(model, images[:, :, ::-1])) / 2
+    plain = logits(model, images) if plain is None else np.asarray(plain)
+    return (plain + logits(model, images[:, :, ::-1])) / 2
 
 
 def quoted(class_name: str) -> str:

@@ -170,9 +170,12 @@ def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarra
     """Returns ``(features, labels)`` from one pass over ``dataset``, so they line up (04)."""
     import tensorflow as tf
 
-    # One compiled step for every batch (the last, smaller batch included): no retracing.
+    # One compiled step for every batch, traced once: the signature leaves the batch size open,
+    # so the last, smaller batch needs no second trace.
+    images_spec = dataset.element_spec[0]
     step = tf.function(
-        lambda images: feature_extractor(images, training=False), reduce_retracing=True
+        lambda images: feature_extractor(images, training=False),
+        input_signature=[tf.TensorSpec([None, *images_spec.shape[1:]], images_spec.dtype)],
     )
     features, labels = [], []
     for images, batch_labels in _batches(dataset, "computing features"):

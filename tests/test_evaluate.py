@@ -228,6 +228,20 @@ def test_cells_to_pixels_and_hide_cells():
     assert images[0, 0, 0, 0] == 90  # the original is untouched
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_hide_cells_fills_each_image_with_its_own_mean(dtype):
+    rng = np.random.default_rng(0)
+    images = (rng.random((5, 14, 14, 3)) * 255).astype(dtype)
+    cells = rng.random((5, 7, 7)) < 0.3
+    hidden = evaluate.hide_cells(images, cells)
+    mask = evaluate.cells_to_pixels(cells, 14)
+    assert hidden.dtype == dtype and hidden.shape == images.shape
+    for index, image in enumerate(images):  # one image at a time, the slow way
+        expected = np.round(image.astype(np.float32))
+        expected[mask[index]] = np.round(image.reshape(-1, 3).mean(axis=0).astype(np.float32))
+        np.testing.assert_array_equal(hidden[index], expected.astype(dtype))
+
+
 def test_top_cells():
     heatmaps = np.arange(18, dtype=float).reshape(2, 3, 3)
     heatmaps[1] *= -1

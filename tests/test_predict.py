@@ -489,3 +489,5 @@ def test_tta_averages_an_image_and_its_mirror(predictor):
     mirrored = predict.logits(predictor.model, images[:, :, ::-1])
     np.testing.assert_allclose(predict.tta_logits(predictor.model, images), (plain + mirrored) / 2)
     assert not np.array_equal(plain, mirrored)  # the mirror is a different input
+    given = predict.tta_logits(predictor.model, images, plain=plain)  # only the mirrors predicted
+    np.testing.assert_allclose(given, (plain + mirrored) / 2)

@@ -38,6 +38,25 @@ def test_extract_features_keeps_labels_aligned_on_a_shuffled_dataset():
     assert sorted(collected.tolist()) == sorted(labels.tolist())
 
 
+def test_extract_features_traces_once_for_every_batch_size():
+    traces = []
+
+    class CountTraces(keras.layers.Layer):
+        def call(self, inputs):
+            traces.append(inputs.shape)  # Python runs only while tf.function traces
+            return inputs
+
+    images = np.zeros((10, 4, 4, 3), dtype="uint8")
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros(10))).batch(4)  # 4, 4, 2
+    extractor = keras.Sequential(
+        [keras.Input((4, 4, 3)), CountTraces(), keras.layers.GlobalAveragePooling2D()]
+    )
+    traces.clear()  # building the Sequential model called the layer once
+    features, _ = train.extract_features(extractor, dataset)
+    assert features.shape == (10, 3)
+    assert len(traces) == 1, f"traced for {traces}: the last, smaller batch traced again"
+
+
 def test_head_weights_copy_into_the_classifier():
     head = train.head_on_features(5)
     model = keras.Sequential(
