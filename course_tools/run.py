@@ -202,6 +202,7 @@ RESULT_STAGES = {
     "end_to_end": "head trained end to end (04)",
     "head_only": "head alone, to convergence (05)",
     "fine_tuning": "fine-tuning (05)",
+    "plain_keras": "plain Keras, all of it (09)",
 }
 RESULT_COLUMNS = ("stage", "test accuracy", "seconds")
 
