@@ -62,8 +62,9 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         seed=1337,
         unfreeze=QUICK_UNFREEZE,  # measured: benchmarks/fine_tune_speed.py
         stored_views=QUICK_STORED_VIEWS,
-        # 04's baseline: 2 s an epoch on 1,600 photos at 112 px; on the real cat/dog split its
-        # validation accuracy still rose at epoch 8 (0.65), levelled off from 12 (0.68-0.70)
+        # 04's baseline: about 1 s an epoch on 1,600 photos at 64 px (models.SCRATCH_SIZE); at
+        # 112 px its validation accuracy on the real cat/dog split still rose at epoch 8 (0.65)
+        # and levelled off from 12 (0.68-0.70)
         scratch_epochs=16,
     ),
     # A GPU (e.g. Colab): the seed recipe, Xception at 150x150 with 20 + 10 epochs.

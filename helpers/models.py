@@ -477,11 +477,10 @@ def first_trainable_index(base_model: keras.Model, unfreeze: str | float | int) 
 
 
 # The largest side 04's convnet from scratch sees: it has no pretrained input size to respect.
-# Measured on the real cat/dog photos (1,600 training, 200 test, 2 CPU cores): one split, 8 epochs,
-# 224 px 64 s for test accuracy 0.520, 112 px 19 s for 0.630, 96 px 16 s for 0.625; 5 folds
-# (benchmarks/claims.py), 16 epochs at 112 px 30-43 s for 0.66-0.73, 8 at 224 px 40-47 s for
-# 0.62-0.71.
-SCRATCH_SIZE = 112
+# Measured with benchmarks/claims.py (5 folds of the real photos, 1,600 training and 200 test
+# each, 16 epochs, 2 CPU cores): at 64 px cats/dogs 0.685-0.775 and flowers 0.595-0.635 in 15-17 s;
+# at 112 px 0.66-0.73 and 0.57-0.645 in 30-43 s (8 epochs at 224 px: 0.62-0.71 in 40-47 s).
+SCRATCH_SIZE = 64
 
 
 def from_scratch(cfg: Config, class_count: int = 2) -> keras.Model:
@@ -493,7 +492,7 @@ def from_scratch(cfg: Config, class_count: int = 2) -> keras.Model:
 
     inputs = keras.Input(shape=cfg.image_shape, name="image")
     x = inputs
-    if cfg.image_size > SCRATCH_SIZE:  # a quarter of the pixels at 224: an epoch in a third
+    if cfg.image_size > SCRATCH_SIZE:  # a twelfth of the pixels of 224 px
         x = keras.layers.Resizing(SCRATCH_SIZE, SCRATCH_SIZE, name="resize")(x)
     x = augment.build()(x)
     x = keras.layers.Rescaling(1 / 255, name="scale_to_0_1")(x)

@@ -28,15 +28,22 @@ def use_fast_settings(cfg: Config) -> str:
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """A callback that records the seconds each epoch took, in ``epoch_seconds``, and the same
-    without the epoch's validation pass, in ``train_seconds`` (08's images a second)."""
+    """A callback that records the seconds each epoch took, in ``epoch_seconds``, the same
+    without the epoch's validation pass, in ``train_seconds`` (08's images a second), and the
+    training steps after the first, scaled to all of them, in ``steady_seconds``: an epoch without
+    the graph tracing its first step does, so one epoch is enough to time one (04)."""
 
     def on_train_begin(self, logs=None):
         self.epoch_seconds: list[float] = []
         self.train_seconds: list[float] = []
+        self.steady_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._validating = time.perf_counter(), 0.0
+        self._step_ends: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step_ends.append(time.perf_counter())
 
     def on_test_begin(self, logs=None):  # fit's validation calls the same callbacks
         self._test_start = time.perf_counter()
@@ -48,6 +55,9 @@ class EpochTimer(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._start
         self.epoch_seconds.append(seconds)
         self.train_seconds.append(seconds - self._validating)
+        ends = self._step_ends  # the first step's end: the graph is traced and the data flows
+        steady = (ends[-1] - ends[0]) * len(ends) / (len(ends) - 1) if len(ends) > 1 else None
+        self.steady_seconds.append(steady or seconds - self._validating)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

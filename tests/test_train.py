@@ -133,6 +133,23 @@ def test_epoch_timer_leaves_the_validation_pass_out_of_train_seconds():
         assert total - training >= 0.3 and 0 < training < total
 
 
+def test_epoch_timer_leaves_the_first_step_out_of_steady_seconds():
+    import time
+
+    class SlowFirstStep(keras.callbacks.Callback):  # 0.5 s more in each epoch's first step
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                time.sleep(0.5)
+
+    model = train.head_on_features(2)
+    model.compile(optimizer="adam", loss="mse")
+    timer = train.EpochTimer()
+    model.fit(np.zeros((40, 2)), np.zeros(40), batch_size=4, epochs=2, verbose=0,
+              callbacks=[timer, SlowFirstStep()])  # fmt: skip
+    for training, steady in zip(timer.train_seconds, timer.steady_seconds, strict=True):
+        assert training >= 0.5 and 0 < steady < 0.25, (training, steady)
+
+
 def test_transfer_model_trains_the_head_05_uses_when_04_did_not_run(tmp_path):
     cfg = dataclasses.replace(
         ci_config(TL_BACKBONE="mobilenet", TL_ALPHA="0.25", TL_IMAGE_SIZE="32"),
