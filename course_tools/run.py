@@ -104,6 +104,10 @@ def notebook_client(notebook, **options):
             shell.get_msg = patient(shell.get_msg)
             return kernel_client
 
+    # Once the last cell has replied, the kernel has nothing left to do: a graceful shutdown waits
+    # about 0.85 s more per notebook for TensorFlow to tear down (measured: 4.5 s against 3.65 s
+    # for a notebook that only imports it), which make run and make grade would add up.
+    options.setdefault("shutdown_kernel", "immediate")
     with tempfile.TemporaryDirectory(prefix="tl-kernel-") as sockets:
         kernel_manager = AsyncKernelManager(kernel_name="python3", **kernel_transport(sockets))
         yield Client(notebook, km=kernel_manager, kernel_name="python3", **options)
