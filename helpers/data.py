@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,7 +240,11 @@ def scan_folder(folder: str | Path) -> FolderScan:
             if path.is_file() and not _is_hidden(path, class_dir):
                 candidates.append((path, label))
 
-    checks = _checked_images(root, [path for path, _ in candidates])
+    with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow decodes without holding the GIL
+        checking = pool.map(_check_image, (path for path, _ in candidates))
+        checks = list(
+            progress.bar(checking, len(candidates), "checking images", minimum=SCAN_BAR_MINIMUM)
+        )
 
     scan = FolderScan(root=root, class_names=[c.name for c in classes], files=[], labels=[])
     for (path, label), (kind, reason) in zip(candidates, checks, strict=True):
@@ -270,52 +273,6 @@ def scan_folder(folder: str | Path) -> FolderScan:
             f"{root} to leave that class out.\n" + scan.report()
         )
     return scan
-
-
-def _is_check(value) -> bool:
-    """Returns whether ``value`` is an answer of :func:`_check_image` as JSON keeps it."""
-    if not isinstance(value, list) or len(value) != 2:
-        return False
-    kind, reason = value
-    usable = isinstance(kind, str) and "/" in kind and reason is None
-    return usable or (kind is None and isinstance(reason, str))
-
-
-def _checked_images(root: Path, paths: list[Path]) -> list[tuple[str | None, str | None]]:
-    """Returns :func:`_check_image`'s answer for each of ``paths``, decoding only the files an
-    earlier scan of ``root`` has not seen as they are now (name, size, modification time): the
-    answers are kept beside the converted copies, and a notebook's scan of 2,000 photos takes
-    0.05 s instead of 0.7. A missing, damaged or unwritable record only means checking again."""
-    record = (
-        converted_folder().parent
-        / "tl_checked"
-        / (hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:20] + ".json")
-    )
-    try:
-        known = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = None
-    known = known if isinstance(known, dict) else {}
-    keys = []
-    for path in paths:
-        try:
-            stat = path.stat()
-            keys.append(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}")
-        except OSError:
-            keys.append(None)  # gone since it was listed: _check_image says so
-    answers = {key: tuple(known[key]) for key in keys if _is_check(known.get(key))}
-    todo = [path for path, key in zip(paths, keys, strict=True) if key not in answers]
-    with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow decodes without holding the GIL
-        checking = pool.map(_check_image, todo)
-        new = list(progress.bar(checking, len(todo), "checking images", minimum=SCAN_BAR_MINIMUM))
-    fresh = iter(new)
-    checks = [answers[key] if key in answers else next(fresh) for key in keys]
-    if todo or len(answers) != len(known):  # new files, or files gone: the record follows
-        kept = {key: list(check) for key, check in zip(keys, checks, strict=True) if key}
-        with suppress(OSError):  # an unwritable home: the next scan checks again
-            record.parent.mkdir(parents=True, exist_ok=True)
-            files.atomic_write_json(record, kept, indent=None)
-    return checks
 
 
 def split_folders(folder: str | Path) -> dict[str, Path] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import socket
 from pathlib import Path
@@ -45,50 +44,6 @@ def test_bad_file_is_skipped_and_reported(folder, name):
     report = scan.report()
     assert "1 skipped" in report
     assert f"cat/{name}" in report  # which file, so the learner can find it
-
-
-def _counting_checks(monkeypatch) -> list[Path]:
-    """Returns the list of files data._check_image decodes from now on."""
-    decoded, check = [], data._check_image
-    monkeypatch.setattr(data, "_check_image", lambda path: decoded.append(path) or check(path))
-    return decoded
-
-
-def _same_scan(a: data.FolderScan, b: data.FolderScan) -> bool:
-    skipped = [[(item.path, item.reason) for item in scan.skipped] for scan in (a, b)]
-    return a.files == b.files and a.labels == b.labels and skipped[0] == skipped[1]
-
-
-def test_a_second_scan_decodes_only_what_changed(folder, monkeypatch):
-    BAD_FILES["truncated.jpg"](folder / "cat" / "truncated.jpg")
-    first = data.scan_folder(folder)
-    decoded = _counting_checks(monkeypatch)
-    again = data.scan_folder(folder)
-    assert decoded == [] and _same_scan(first, again)  # every answer remembered, the same
-    replaced = folder / "dog" / "dog.3.jpg"
-    replaced.write_text("no longer a photo\n")  # a new size and time: decoded again
-    save_image(folder / "dog" / "new.jpg", "jpeg", size=(30, 20))
-    later = data.scan_folder(folder)
-    assert sorted(decoded) == sorted([replaced, folder / "dog" / "new.jpg"])
-    assert (replaced, "not an image") in [(item.path, item.reason) for item in later.skipped]
-
-
-@pytest.mark.parametrize("damage", ["not json", "[1, 2]", "wrong values", "dir"])
-def test_a_damaged_or_unwritable_record_of_checks_means_checking_again(
-    folder, keras_home, monkeypatch, damage
-):
-    first = data.scan_folder(folder)
-    (record,) = (keras_home / "datasets" / "tl_checked").iterdir()
-    if damage == "dir":  # cannot be read nor replaced: every scan checks every file
-        record.unlink()
-        record.mkdir()
-    elif damage == "wrong values":  # the files' own keys, answers that are not _check_image's
-        record.write_text(json.dumps(dict.fromkeys(json.loads(record.read_text()), [3, "x"])))
-    else:
-        record.write_text(damage)
-    decoded = _counting_checks(monkeypatch)
-    again = data.scan_folder(folder)
-    assert len(decoded) == 40 and _same_scan(first, again)
 
 
 def test_reasons_say_why(folder):
