@@ -256,17 +256,27 @@ def store_views(
     _check_memory(bottom, dataset, views, cfg.batch_size)
     scaling = models.backbone(cfg).scaling()
     augmentation = augment.build(seed=cfg.seed)
-    step = tf.function(
-        lambda images: keras.tree.flatten(bottom(scaling(images), training=False)),
-        reduce_retracing=True,
-    )
+
+    def activations(images):
+        return keras.tree.flatten(bottom(scaling(images), training=False))
+
+    step = tf.function(activations, reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def image_and_mirror(images):  # one compiled call for both: half the time of two (05)
+        images = tf.cast(images, "float32")
+        return [activations(images), activations(tf.image.flip_left_right(images))]
+
     stored: list[list[np.ndarray]] = [[] for _ in bottom.outputs]
     labels = []
     for images, batch_labels in _batches(dataset, "storing activations"):
-        images = tf.cast(images, "float32")
-        batch = [images, tf.image.flip_left_right(images)][:views]
-        batch += [augmentation(images, training=True) for _ in range(views - len(batch))]
-        outputs = [step(view) for view in batch]  # per view: one tensor per bottom output
+        if views == 1:
+            outputs = [step(tf.cast(images, "float32"))]
+        else:
+            outputs = image_and_mirror(images)  # per view: one tensor per bottom output
+        if views > 2:
+            images = tf.cast(images, "float32")
+            outputs += [step(augmentation(images, training=True)) for _ in range(views - 2)]
         for index, parts in enumerate(stored):
             parts.append(np.stack([np.asarray(out[index]) for out in outputs], axis=1))
         labels.append(np.asarray(batch_labels))
