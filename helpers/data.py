@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import PIL
 from PIL import Image, UnidentifiedImageError
 
 from helpers import files, progress, sample
@@ -160,6 +163,36 @@ def _check_image(path: Path | io.BytesIO) -> tuple[str | None, str | None]:
         return None, f"cannot be decoded ({str(error).splitlines()[0][:80]})"
 
 
+def checked_path() -> Path:
+    """Returns the file that remembers which images passed :func:`scan_folder`'s check, by the
+    SHA-1 of their bytes (never inside your folder)."""
+    return sample.default_folder().parent / "tl_checked.json"
+
+
+def _read_checked() -> dict[str, str]:
+    """Returns {SHA-1 of a file's bytes: its "FORMAT/mode"} for images this Pillow decoded."""
+    try:
+        saved = json.loads(checked_path().read_text())
+    except (OSError, ValueError):  # none yet, or damaged: check every file again
+        return {}
+    if not isinstance(saved, dict) or saved.get("pillow") != PIL.__version__:
+        return {}
+    checked = saved.get("checked")
+    return checked if isinstance(checked, dict) else {}
+
+
+def _check_file(path: Path, checked: dict[str, str]) -> tuple[str | None, str | None, str]:
+    """Returns (format, reason, digest) for ``path``: decoded unless the same bytes passed."""
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        return None, f"cannot be read ({str(error).splitlines()[0][:80]})", ""
+    digest = hashlib.sha1(content).hexdigest()
+    if digest in checked:
+        return checked[digest], None, digest
+    return (*_check_image(io.BytesIO(content)), digest)
+
+
 def converted_folder() -> Path:
     """Returns where converted copies of odd-format images are kept (never inside your folder)."""
     return sample.default_folder().parent / "tl_converted"
@@ -201,11 +234,12 @@ def class_folders(folder: Path) -> list[Path]:
 SCAN_BAR_MINIMUM = 500  # files: a progress bar for folders that take more than a few seconds
 
 
-def scan_folder(folder: str | Path) -> FolderScan:
+def scan_folder(folder: str | Path, *, cached: bool = True) -> FolderScan:
     """Returns every usable image in ``folder`` (one subfolder per class) and what was skipped.
 
     Each file is decoded once here, so a broken one cannot stop an epoch halfway. Formats
-    TensorFlow refuses or decodes wrongly are converted to PNG copies elsewhere.
+    TensorFlow refuses or decodes wrongly are converted to PNG copies elsewhere. A file whose
+    bytes (SHA-1) passed an earlier check is not decoded again, unless ``cached=False``.
     """
     root = Path(folder).expanduser()
     if not root.exists():
@@ -240,11 +274,20 @@ def scan_folder(folder: str | Path) -> FolderScan:
             if path.is_file() and not _is_hidden(path, class_dir):
                 candidates.append((path, label))
 
+    checked = _read_checked() if cached else {}
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow decodes without holding the GIL
-        checking = pool.map(_check_image, (path for path, _ in candidates))
-        checks = list(
+        checking = pool.map(lambda path: _check_file(path, checked), (p for p, _ in candidates))
+        results = list(
             progress.bar(checking, len(candidates), "checking images", minimum=SCAN_BAR_MINIMUM)
         )
+    checks = [(kind, reason) for kind, reason, _ in results]
+    passed = {digest: kind for kind, reason, digest in results if reason is None}
+    if passed.keys() - checked.keys():  # new images: remember them (another process may too)
+        with contextlib.suppress(OSError):  # a read-only home: only the next scan is slower
+            everything = {**_read_checked(), **passed}
+            files.atomic_write_json(
+                checked_path(), {"pillow": PIL.__version__, "checked": everything}, indent=None
+            )
 
     scan = FolderScan(root=root, class_names=[c.name for c in classes], files=[], labels=[])
     for (path, label), (kind, reason) in zip(candidates, checks, strict=True):

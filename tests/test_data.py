@@ -567,3 +567,19 @@ def test_as_folders_gives_the_runs_split_as_class_folders_and_leaves_the_photos_
     marker = folders["train"] / "cat"
     inode = marker.stat().st_ino
     assert data.as_folders(cfg) == folders and marker.stat().st_ino == inode  # made once
+
+
+def test_a_checked_image_is_not_decoded_again_unless_its_bytes_change(folder, monkeypatch):
+    decoded = []
+    check = data._check_image
+    monkeypatch.setattr(data, "_check_image", lambda source: decoded.append(1) or check(source))
+    first = data.scan_folder(folder)
+    assert len(decoded) == 40 and data.checked_path().is_file()
+    decoded.clear()
+    photo = folder / "cat" / sorted(p.name for p in (folder / "cat").iterdir())[0]
+    _truncated_jpeg(photo)  # the same name, broken bytes: decoded again, and skipped
+    again = data.scan_folder(folder)
+    assert len(decoded) == 1 and [item.path for item in again.skipped] == [photo]
+    assert again.files == [f for f in first.files if f != photo]
+    decoded.clear()
+    assert data.scan_folder(folder, cached=False).files == again.files and len(decoded) == 40
