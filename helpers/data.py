@@ -178,7 +178,9 @@ def _read_checked() -> dict[str, str]:
     if not isinstance(saved, dict) or saved.get("pillow") != PIL.__version__:
         return {}
     checked = saved.get("checked")
-    return checked if isinstance(checked, dict) else {}
+    if not isinstance(checked, dict):
+        return {}
+    return {key: kind for key, kind in checked.items() if isinstance(kind, str) and "/" in kind}
 
 
 def _check_file(path: Path, checked: dict[str, str]) -> tuple[str | None, str | None, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import socket
 from pathlib import Path
@@ -583,3 +584,23 @@ def test_a_checked_image_is_not_decoded_again_unless_its_bytes_change(folder, mo
     assert again.files == [f for f in first.files if f != photo]
     decoded.clear()
     assert data.scan_folder(folder, cached=False).files == again.files and len(decoded) == 40
+
+
+@pytest.mark.parametrize("damage", ["not json", "[1, 2]", "wrong values", "a folder"])
+def test_a_damaged_or_unwritable_record_of_checks_means_checking_again(folder, monkeypatch, damage):
+    first = data.scan_folder(folder)
+    record = data.checked_path()
+    if damage == "a folder":  # can be neither read nor replaced: every scan checks every file
+        record.unlink()
+        record.mkdir()
+    elif damage == "wrong values":  # the files' own digests, answers that are not a format
+        saved = json.loads(record.read_text())
+        saved["checked"] = dict.fromkeys(saved["checked"], 3)
+        record.write_text(json.dumps(saved))
+    else:
+        record.write_text(damage)
+    decoded = []
+    check = data._check_image
+    monkeypatch.setattr(data, "_check_image", lambda source: decoded.append(1) or check(source))
+    again = data.scan_folder(folder)
+    assert len(decoded) == 40 and again.files == first.files and again.labels == first.labels
