@@ -237,8 +237,16 @@ def results_table(rows: Sequence[Sequence[str]], columns: Sequence[str], *, titl
     figure = Figure(figsize=(7.5, 0.5 + 0.4 * (len(rows) + 1)))
     axis = figure.subplots()
     axis.axis("off")
+    # each column as wide as its longest text (equal widths cut "head alone, to convergence (05)")
+    longest = [
+        max(len(str(text)) for text in column) + 4 for column in zip(columns, *rows, strict=True)
+    ]
     table = axis.table(
-        cellText=[list(row) for row in rows], colLabels=list(columns), loc="center", cellLoc="left"
+        cellText=[list(row) for row in rows],
+        colLabels=list(columns),
+        colWidths=[length / sum(longest) for length in longest],
+        loc="center",
+        cellLoc="left",
     )
     table.auto_set_font_size(False)
     table.set_fontsize(10)

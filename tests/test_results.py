@@ -65,3 +65,18 @@ def test_results_table_figure_holds_every_cell():
     (table,) = figure.axes[0].tables
     texts = {cell.get_text().get_text() for cell in table.get_celld().values()}
     assert {"stage", "a", "0.5", "b", "-"} <= texts
+
+
+def test_results_table_gives_each_text_room_in_its_cell():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rows = [("head alone, to convergence (05)", "0.950", "3"), ("fine-tuning (05)", "0.950", "16")]
+    figure = run.results_table(rows, ("stage", "test accuracy", "seconds"), title="t")
+    canvas = FigureCanvasAgg(figure)  # as viz.save draws it
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (table,) = figure.axes[0].tables
+    for cell in table.get_celld().values():
+        text = cell.get_text().get_window_extent(renderer)
+        box = cell.get_window_extent(renderer)
+        assert box.x0 <= text.x0 and text.x1 <= box.x1, cell.get_text().get_text()
