@@ -31,8 +31,8 @@ measured on, and what the prose says. Written as JSON to --out too.
     ... --parts transfer,scratch   (only 04's numbers; fine-tuning runs when 06/07's parts do)
     .venv/bin/python benchmarks/claims.py --table runs/claims.json   (the table again, no run)
 
-Measured on 2 CPU cores: about 8 minutes a set; the convnet from scratch (16 epochs at 64 px,
-5 times) takes about 80 s of it, the rest a fold about a minute.
+Measured on 2 CPU cores: the convnet from scratch (16 epochs at 64 px, 5 times) takes about 80 s
+of a set, the rest a fold about a minute.
 """
 
 from __future__ import annotations
