@@ -374,7 +374,7 @@ def run_set(name: str, args: argparse.Namespace, clock: Clock) -> dict[str, list
         start = time.perf_counter()
         keras.utils.set_random_seed(seed)
         head = train.head_on_features(all_features.shape[-1], class_count)
-        train.compile_for_logits(head, 1e-3, fold_cfg)
+        train.compile_for_logits(head, 1e-3, fold_cfg, steps_per_execution=50)
         head_timer = train.EpochTimer()
         head_history = head.fit(
             all_features[train_i],
@@ -396,7 +396,7 @@ def run_set(name: str, args: argparse.Namespace, clock: Clock) -> dict[str, list
         keras.utils.set_random_seed(seed)
         control = train.head_on_features(all_features.shape[-1], class_count)
         control.get_layer("logit").set_weights(head_weights)
-        train.compile_for_logits(control, 1e-3, fold_cfg)
+        train.compile_for_logits(control, 1e-3, fold_cfg, steps_per_execution=50)
         control_stop = keras.callbacks.EarlyStopping(patience=10, restore_best_weights=True)
         control_history = control.fit(
             all_features[train_i],
@@ -420,7 +420,7 @@ def run_set(name: str, args: argparse.Namespace, clock: Clock) -> dict[str, list
             start = time.perf_counter()
             keras.utils.set_random_seed(seed)
             scratch = models.from_scratch(fold_cfg, class_count)
-            train.compile_for_logits(scratch, 1e-3, fold_cfg)
+            train.compile_for_logits(scratch, 1e-3, fold_cfg, steps_per_execution=50)
             scratch_timer = train.EpochTimer()
             scratch_history = scratch.fit(
                 splits.train,

@@ -797,7 +797,22 @@ def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: i
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotune(dataset):
+    """Returns ``dataset`` with tf.data's autotuning off, for the cached, in-memory data sets of
+    the series.
+
+    With it on (TensorFlow 2.21, 2 CPU cores), 2 to 7 epochs in 24 of a 3-step ``fit`` began
+    about 0.3 s late, and 3 in 16 of 04's convnet from scratch 0.5 s late: 1.5 s of 13. Decoding
+    and resizing the photos is as fast without it (1.1 s for 1,600 photos either way).
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def load(cfg: Config) -> Splits:

@@ -57,6 +57,27 @@ def test_extract_features_traces_once_for_every_batch_size():
     assert len(traces) == 1, f"traced for {traces}: the last, smaller batch traced again"
 
 
+def test_a_head_run_50_steps_a_call_learns_the_same_weights_as_one_step_a_call(cfg):
+    # 04's claim for steps_per_execution=50; 7 does not divide the 10 steps an epoch
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(320, 16)).astype("float32")
+    labels = (features[:, 0] > 0).astype("float32")
+    results = []
+    for steps in (1, 50, 7):
+        keras.utils.set_random_seed(1)
+        head = train.head_on_features(16, 2)  # its dropout draws random numbers every step
+        train.compile_for_logits(head, 1e-2, cfg, steps_per_execution=steps)
+        assert head.steps_per_execution == steps
+        history = head.fit(
+            features, labels, validation_split=0.2, epochs=3, batch_size=32, verbose=0
+        )
+        results.append((head.get_weights(), history.history))
+    for weights, history in results[1:]:
+        for mine, reference in zip(weights, results[0][0], strict=True):
+            np.testing.assert_array_equal(mine, reference)
+        assert history == results[0][1]
+
+
 def test_head_weights_copy_into_the_classifier():
     head = train.head_on_features(5)
     model = keras.Sequential(

@@ -324,7 +324,9 @@ def test_stored_views_are_the_same_on_every_run():
 def test_views_dataset_gives_one_stored_view_per_image_in_order_or_shuffled():
     cfg, _, bottom, _, dataset, _ = stored_setup(views=3, shuffle=False)
     (stored,), labels = train.store_views(cfg, bottom, dataset, 3)
-    batches = list(train.views_dataset(cfg, [stored], labels, shuffle=False))
+    ordered = train.views_dataset(cfg, [stored], labels, shuffle=False)
+    assert ordered.options().autotune.enabled is False  # as data.prepare's
+    batches = list(ordered)
     assert [len(y) for _, y in batches] == [16, 4], "cfg.batch_size (16 in ci), then the rest"
     picked = np.concatenate([x[0] for x, _ in batches])
     assert np.array_equal(np.concatenate([y for _, y in batches]), labels)
