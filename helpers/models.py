@@ -478,19 +478,25 @@ def first_trainable_index(base_model: keras.Model, unfreeze: str | float | int) 
 
 # The largest side 04's convnet from scratch sees: it has no pretrained input size to respect.
 # Measured with benchmarks/claims.py (5 folds of the real photos, 1,600 training and 200 test
-# each, 16 epochs, 2 CPU cores): at 64 px cats/dogs 0.685-0.775 and flowers 0.595-0.635 in 15-17 s;
+# each, 16 epochs, 2 CPU cores): at 64 px cats/dogs 0.685-0.765 and flowers 0.575-0.64 in 12-13 s;
 # at 112 px 0.66-0.73 and 0.57-0.645 in 30-43 s (8 epochs at 224 px: 0.62-0.71 in 40-47 s).
 SCRATCH_SIZE = 64
+
+
+def scratch_size(cfg: Config) -> int:
+    """Returns the side of the images 04's convnet from scratch sees: ``SCRATCH_SIZE`` at most."""
+    return min(cfg.image_size, SCRATCH_SIZE)
 
 
 def from_scratch(cfg: Config, class_count: int = 2) -> keras.Model:
     """Returns a small convnet with random weights: 04's baseline without pretraining.
 
-    0-255 images in (resized down to ``SCRATCH_SIZE``), logits out, the transfer model's head.
+    0-255 images of any size in (resized to ``scratch_size(cfg)``), logits out, the transfer
+    model's head.
     """
     from helpers import augment
 
-    inputs = keras.Input(shape=cfg.image_shape, name="image")
+    inputs = keras.Input(shape=(None, None, 3), name="image")
     x = inputs
     if cfg.image_size > SCRATCH_SIZE:  # a twelfth of the pixels of 224 px
         x = keras.layers.Resizing(SCRATCH_SIZE, SCRATCH_SIZE, name="resize")(x)

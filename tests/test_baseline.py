@@ -17,7 +17,7 @@ def cfg():
 
 def test_from_scratch_takes_0_255_images_and_outputs_one_logit(cfg):
     model = models.from_scratch(cfg)
-    assert model.input_shape == (None, *cfg.image_shape)
+    assert model.input_shape == (None, None, None, 3)  # any size
     assert model.output_shape == (None, 1)
     assert model.get_layer("logit").activation is keras.activations.linear
     names = [layer.name for layer in model.layers]
@@ -51,6 +51,11 @@ def test_from_scratch_resizes_large_images_down_first_and_leaves_small_ones():
     names = [layer.name for layer in large.layers]
     assert names.index("resize") < names.index(augment.NAME), "augment the smaller images"
     assert large.get_layer("resize").output.shape[1:3] == (models.SCRATCH_SIZE,) * 2
-    assert large.input_shape == (None, 224, 224, 3)  # the same images as the transfer model
-    small = models.from_scratch(ci_config(TL_IMAGE_SIZE="64", TL_BACKBONE="mobilenet"))
+    assert large.input_shape == (None, None, None, 3)  # any size: 04 gives it 64 px photos
+    assert large.predict(np.zeros((1, 64, 64, 3)), verbose=0).shape == (1, 1)
+    assert large.predict(np.zeros((1, 224, 224, 3)), verbose=0).shape == (1, 1)
+    assert models.scratch_size(ci_config(TL_IMAGE_SIZE="224")) == models.SCRATCH_SIZE
+    small_cfg = ci_config(TL_IMAGE_SIZE="32", TL_BACKBONE="mobilenet")
+    assert models.scratch_size(small_cfg) == 32
+    small = models.from_scratch(small_cfg)
     assert "resize" not in [layer.name for layer in small.layers]
