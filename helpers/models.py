@@ -491,8 +491,8 @@ def scratch_size(cfg: Config) -> int:
 def from_scratch(cfg: Config, class_count: int = 2) -> keras.Model:
     """Returns a small convnet with random weights: 04's baseline without pretraining.
 
-    0-255 images of any size in (resized to ``scratch_size(cfg)``), logits out, the transfer
-    model's head.
+    0-255 images of any size in (resized to ``SCRATCH_SIZE`` when ``cfg.image_size`` is larger;
+    04 gives it its photos at ``scratch_size(cfg)``), logits out, the transfer model's head.
     """
     from helpers import augment
 
