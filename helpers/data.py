@@ -804,9 +804,10 @@ def without_autotune(dataset):
     """Returns ``dataset`` with tf.data's autotuning off, for the cached, in-memory data sets of
     the series.
 
-    With it on (TensorFlow 2.21, 2 CPU cores), 2 to 7 epochs in 24 of a 3-step ``fit`` began
-    about 0.3 s late, and 3 in 16 of 04's convnet from scratch 0.5 s late: 1.5 s of 13. Decoding
-    and resizing the photos is as fast without it (1.1 s for 1,600 photos either way).
+    With it on (TensorFlow 2.21, 2 CPU cores), 2 to 5 epochs in 23 of a 3-step ``fit`` began
+    late (benchmarks/fit_overhead.py: 11.6 s against 10.0 s), and 3 in 16 of 04's convnet from
+    scratch 0.5 s late: 1.5 s of 13. Decoding and resizing the photos is as fast without it
+    (1.1 s for 1,600 photos either way).
     """
     import tensorflow as tf
 

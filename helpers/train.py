@@ -457,7 +457,8 @@ def compile_for_logits(
     """Compiles ``model`` as 04 and 05 do: Adam, and :func:`loss_and_accuracy` for its logits.
 
     ``steps_per_execution``: steps run in one compiled call (04 gives heads 50: the same weights,
-    bit for bit, as one step a call, in about half the time on a CPU).
+    bit for bit, as one step a call, 1.5 to 1.7 times as fast on 2 CPU cores; benchmarks/
+    fit_overhead.py).
     """
     loss, accuracy = loss_and_accuracy(model)
     model.compile(
