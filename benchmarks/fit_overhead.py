@@ -5,6 +5,9 @@ A. A head like 04's (Dropout + Dense on 256 features, 1,600 vectors, 30 epochs, 
 B. A 3-step ``fit`` over a cached ``tf.data`` set, with tf.data's autotuning on and off in turn
    (``data.without_autotune``): how many epochs start late (their first step begins more than
    0.2 s after the epoch does), and the seconds of all epochs.
+C. The head of A, 50 steps a call, given its vectors as arrays (``fit(x, y, validation_data=(x,
+   y))``, which builds a new input pipeline from them every epoch) and as ``tf.data`` sets made
+   once (``train.features_dataset``) in turn: seconds each, and their ratio.
 
 Each pair alternates, so a machine that slows down during the run slows both sides. No real
 photos are needed: the work measured does not depend on what the numbers are.
@@ -27,20 +30,28 @@ ROUNDS = 3
 LATE = 0.2  # seconds between an epoch's start and its first step that count as late
 
 
-def head_seconds(cfg, steps_per_execution: int, rng) -> float:
+def head_seconds(cfg, steps_per_execution: int, rng, *, datasets: bool = False) -> float:
     features = rng.normal(size=(1800, 256)).astype("float32")
     labels = (features[:, 0] > 0).astype("float32")
     head = train.head_on_features(256, 2)
     train.compile_for_logits(head, 1e-3, cfg, steps_per_execution=steps_per_execution)
     start = time.perf_counter()
-    head.fit(
-        features[:1600],
-        labels[:1600],
-        validation_data=(features[1600:], labels[1600:]),
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        verbose=0,
-    )
+    if datasets:
+        head.fit(
+            train.features_dataset(cfg, features[:1600], labels[:1600], shuffle=True),
+            validation_data=train.features_dataset(cfg, features[1600:], labels[1600:]),
+            epochs=cfg.epochs,
+            verbose=0,
+        )
+    else:
+        head.fit(
+            features[:1600],
+            labels[:1600],
+            validation_data=(features[1600:], labels[1600:]),
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            verbose=0,
+        )
     return time.perf_counter() - start
 
 
@@ -102,6 +113,14 @@ def main() -> None:
         late = [count for count, _ in runs]
         total = statistics.median(seconds for _, seconds in runs)
         print(f"   autotune {'on ' if autotune else 'off'}: epochs late {late}, {total:.2f} s")
+    print(f"C. the head of A, 50 steps a call, on arrays and on tf.data sets ({ROUNDS} rounds)")
+    given = {False: [], True: []}
+    for _ in range(ROUNDS):
+        for datasets in given:
+            given[datasets].append(head_seconds(cfg, 50, rng, datasets=datasets))
+    arrays, sets = (statistics.median(given[datasets]) for datasets in (False, True))
+    print(f"   arrays: {arrays:.2f} s, tf.data sets: {sets:.2f} s (medians)", end=" ")
+    print(f"ratio {arrays / sets:.2f}")
 
 
 if __name__ == "__main__":

@@ -787,13 +787,21 @@ def class_names(cfg: Config) -> list[str]:
 
 def prepare(dataset, image_size: int, batch_size: int, *, shuffle: bool, seed: int = 0):
     """Returns ``dataset`` resized, cached (uint8: a quarter of float32's memory), shuffled (if
-    asked: evaluation sets keep their order), batched and prefetched (02)."""
+    asked: evaluation sets keep their order), batched and prefetched (02).
+
+    A ``dataset`` of unknown length (04's ``splits.train.unbatch()``) is counted at once, in one
+    pass that also fills the cache: ``fit`` then knows how many batches an epoch has, and with
+    ``steps_per_execution`` above 1 it does not warn "Your input ran out of data" every epoch.
+    """
     import tensorflow as tf
 
     dataset = dataset.map(
         lambda x, y: resize(x, y, image_size), num_parallel_calls=tf.data.AUTOTUNE
     )
     dataset = dataset.cache()
+    if dataset.cardinality() == tf.data.UNKNOWN_CARDINALITY:
+        count = dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)

@@ -592,7 +592,7 @@ def _flipped_features(ns: dict) -> None:
     _need(
         "val_accuracy" in ns["history_2"].history,
         "`history_2` has no validation accuracy",
-        "pass validation_data=(val_features, val_labels) to fit",
+        "pass validation_data=val_set (the validation features) to fit",
     )
 
 

@@ -478,7 +478,8 @@ def first_trainable_index(base_model: keras.Model, unfreeze: str | float | int) 
 
 # The largest side 04's convnet from scratch sees: it has no pretrained input size to respect.
 # Measured with benchmarks/claims.py (5 folds of the real photos, 1,600 training and 200 test
-# each, 16 epochs, 2 CPU cores): at 64 px cats/dogs 0.685-0.765 and flowers 0.575-0.64 in 12-13 s;
+# each, 16 epochs, 2 CPU cores): at 64 px cats/dogs 0.60-0.765 and flowers 0.565-0.64 in 12-14 s
+# (two runs: the random start moves a fold by up to 0.1);
 # at 112 px 0.66-0.73 and 0.57-0.645 in 30-43 s (8 epochs at 224 px: 0.62-0.71 in 40-47 s).
 SCRATCH_SIZE = 64
 

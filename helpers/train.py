@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import time
+import weakref
 from pathlib import Path
 
 import keras
@@ -176,17 +177,33 @@ def _batches(dataset, description: str):
     )
 
 
-def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Returns ``(features, labels)`` from one pass over ``dataset``, so they line up (04)."""
+# extract_features's compiled step for each model and image shape, kept while the model lives:
+# tracing a MobileNet's again took 0.3 s a call, and 04 passes the same extractor over the
+# training and validation images, then the mirrored ones (Exercise 2 and its check).
+_INFERENCE_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _inference_step(model: keras.Model, images_spec):
+    """Returns a ``tf.function`` of ``model(images, training=False)`` for images of
+    ``images_spec``'s shape and dtype: traced once for every batch size, reused by later calls."""
     import tensorflow as tf
 
-    # One compiled step for every batch, traced once: the signature leaves the batch size open,
-    # so the last, smaller batch needs no second trace.
-    images_spec = dataset.element_spec[0]
-    step = tf.function(
-        lambda images: feature_extractor(images, training=False),
-        input_signature=[tf.TensorSpec([None, *images_spec.shape[1:]], images_spec.dtype)],
-    )
+    key = (tuple(images_spec.shape[1:]), images_spec.dtype)
+    steps = _INFERENCE_STEPS.setdefault(model, {})
+    if key not in steps:
+        held = weakref.ref(model)  # the cache must not keep the model alive
+        steps[key] = tf.function(
+            lambda images: held()(images, training=False),
+            input_signature=[tf.TensorSpec([None, *key[0]], key[1])],
+        )
+    return steps[key]
+
+
+def extract_features(feature_extractor: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(features, labels)`` from one pass over ``dataset``, so they line up (04)."""
+    # One compiled step for every batch: the signature leaves the batch size open, so the last,
+    # smaller batch needs no second trace, and the next pass of the same model none at all.
+    step = _inference_step(feature_extractor, dataset.element_spec[0])
     features, labels = [], []
     for images, batch_labels in _batches(dataset, "computing features"):
         features.append(keras.ops.convert_to_numpy(step(images)))
@@ -267,8 +284,12 @@ def store_views(
         images = tf.cast(images, "float32")
         return [activations(images), activations(tf.image.flip_left_right(images))]
 
-    stored: list[list[np.ndarray]] = [[] for _ in bottom.outputs]
+    # Written in place into arrays sized for every batch: stacking each batch's views, then
+    # joining the batches, copied the 341 MB of 05's views twice (1.3 s of its 8.6 s).
+    batches = int(dataset.cardinality())  # negative when unknown
+    stored: list[np.ndarray] = []
     labels = []
+    filled = 0
     for images, batch_labels in _batches(dataset, "storing activations"):
         if views == 1:
             outputs = [step(tf.cast(images, "float32"))]
@@ -277,10 +298,21 @@ def store_views(
         if views > 2:
             images = tf.cast(images, "float32")
             outputs += [step(augmentation(images, training=True)) for _ in range(views - 2)]
-        for index, parts in enumerate(stored):
-            parts.append(np.stack([np.asarray(out[index]) for out in outputs], axis=1))
+        count = len(batch_labels)
+        if not stored:  # the first batch gives the shapes and the room for all (or grows below)
+            room = count * max(batches, 1)
+            stored = [
+                np.empty((room, views, *out.shape[1:]), out.dtype.as_numpy_dtype)
+                for out in outputs[0]
+            ]
+        if filled + count > len(stored[0]):  # the batches' count was unknown: double the room
+            stored = [np.concatenate([a, np.empty_like(a)]) for a in stored]
+        for index, array in enumerate(stored):
+            for view, out in enumerate(outputs):
+                array[filled : filled + count, view] = out[index]
         labels.append(np.asarray(batch_labels))
-    return [np.concatenate(parts) for parts in stored], np.concatenate(labels)
+        filled += count
+    return [array[:filled] for array in stored], np.concatenate(labels)
 
 
 def available_memory() -> int | None:
@@ -313,12 +345,38 @@ def _check_memory(bottom: keras.Model, dataset, views: int, batch_size: int) -> 
         )
 
 
+def features_dataset(cfg: Config, features, labels, *, shuffle: bool = False):
+    """Returns a ``tf.data.Dataset`` of batches of ``(features, labels)``, arrays kept in memory,
+    reshuffled each epoch when ``shuffle`` (04's heads).
+
+    ``fit`` given the arrays themselves builds a new input pipeline from them every epoch, for
+    training and for validation: a 30-epoch head took 2.3 times as long on arrays (2.93 s against
+    1.27 s on 2 CPU cores; benchmarks/fit_overhead.py, C).
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    return _batched(cfg, dataset, len(labels), shuffle)
+
+
+def _batched(cfg: Config, dataset, count: int, shuffle: bool, pick=None):
+    """Returns ``dataset`` shuffled (seeded, each epoch anew) when ``shuffle``, mapped by
+    ``pick`` when given, batched and prefetched, without autotuning (``data.without_autotune``)."""
+    import tensorflow as tf
+
+    from helpers import data
+
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=cfg.seed, reshuffle_each_iteration=True)
+    if pick is not None:
+        dataset = dataset.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.without_autotune(dataset.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
+
+
 def views_dataset(cfg: Config, stored: list[np.ndarray], labels: np.ndarray, *, shuffle: bool):
     """Returns a ``tf.data.Dataset`` of batches of stored activations, a random view per image
     each time it comes up, as ``RandomFlip`` picks the image or its mirror (05)."""
     import tensorflow as tf
-
-    from helpers import data
 
     views = stored[0].shape[1]
 
@@ -327,10 +385,7 @@ def views_dataset(cfg: Config, stored: list[np.ndarray], labels: np.ndarray, *, 
         return tuple(a[index] for a in activations), label
 
     dataset = tf.data.Dataset.from_tensor_slices((tuple(stored), labels))
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.without_autotune(dataset.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
+    return _batched(cfg, dataset, len(labels), shuffle, pick)
 
 
 def history_path(cfg: Config, stage: str) -> Path:
@@ -485,11 +540,9 @@ def transfer_model(cfg: Config, splits, epochs: int | None = None):
     head = head_on_features(train_x.shape[-1], class_count)
     compile_for_logits(head, 1e-3, cfg, steps_per_execution=50)
     history = head.fit(
-        train_x,
-        train_y,
-        validation_data=(val_x, val_y),
+        features_dataset(cfg, train_x, train_y, shuffle=True),
+        validation_data=features_dataset(cfg, val_x, val_y),
         epochs=cfg.epochs if epochs is None else epochs,
-        batch_size=cfg.batch_size,
         verbose=0,
     )
     copy_head(head, model)

@@ -409,6 +409,35 @@ def test_prepare_keeps_order_without_shuffle():
     assert shuffled.options().autotune.enabled is False
 
 
+def test_prepare_gives_an_unbatched_dataset_its_length_so_fit_does_not_warn():
+    # 04's convnet from scratch: splits.train.unbatch() has no known length, and fit running 50
+    # steps a call warned "Your input ran out of data; interrupting training" every epoch
+    import warnings
+
+    import keras
+    import tensorflow as tf
+
+    from conftest import ci_config
+    from helpers import train
+
+    cfg = ci_config()
+    pixels = np.random.default_rng(0).integers(0, 255, size=(40, 8, 8, 3), dtype=np.uint8)
+    batched = tf.data.Dataset.from_tensor_slices((pixels, np.arange(40) % 2)).batch(16)
+    prepared = data.prepare(batched.unbatch(), 4, 16, shuffle=True, seed=1)
+    assert int(prepared.cardinality()) == 3  # 16 + 16 + 8
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    train.compile_for_logits(model, 1e-3, cfg, steps_per_execution=50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(prepared, validation_data=prepared, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+    labels = np.concatenate([y.numpy() for _, y in prepared])
+    assert sorted(labels.tolist()) == sorted((np.arange(40) % 2).tolist())
+
+
 def test_resize_keeps_uint8_range():
     import tensorflow as tf
 

@@ -101,6 +101,28 @@ def test_a_faithful_approximation_is_called_faithful(classes):
         assert export.judge_approximation(logits, logits + 2.0, labels)["faithful"]
 
 
+def test_a_few_borderline_answers_turned_wrong_are_chance_many_are_a_fault():
+    # a cat/dog fold of the reference photos: 3 of 200 answers changed, all to wrong (1.5 points)
+    logits, labels = _logits(2, count=200)
+    right = np.flatnonzero((logits[:, 0] > 0) == (labels == 1))
+    nudged = logits.copy()
+    flipped = right[:3]
+    nudged[flipped, 0] = -np.sign(logits[flipped, 0]) * 0.01  # just over the line
+    verdict = export.judge_approximation(logits, nudged, labels)
+    assert verdict["changed"] == 3 and verdict["accuracy_change"] == pytest.approx(-0.015)
+    assert verdict["faithful"], verdict["problems"]
+    # 2,000 images, 30 right answers turned wrong and none the other way: 1.5 points, p < 1e-8,
+    # while each class keeps about 97% of its answers (the agreement limit is 95%)
+    logits, labels = _logits(2, count=2000)
+    right = np.flatnonzero((logits[:, 0] > 0) == (labels == 1))
+    nudged = logits.copy()
+    flipped = right[:30]
+    nudged[flipped, 0] = -np.sign(logits[flipped, 0]) * 0.01
+    verdict = export.judge_approximation(logits, nudged, labels)
+    assert not verdict["faithful"]
+    assert [p for p in verdict["problems"] if p.startswith("accuracy falls by 1.5 points")]
+
+
 @pytest.mark.parametrize(
     "fault", [lambda x: 0.5 * x - 3, lambda x: x + 1, lambda x: 1.3 * x, lambda x: 0.5 * x]
 )

@@ -55,10 +55,21 @@ def test_extract_features_traces_once_for_every_batch_size():
     features, _ = train.extract_features(extractor, dataset)
     assert features.shape == (10, 3)
     assert len(traces) == 1, f"traced for {traces}: the last, smaller batch traced again"
+    again, _ = train.extract_features(extractor, dataset.map(lambda x, y: (x + 1, y)))
+    assert len(traces) == 1, "a second pass of the same model traced again"
+    np.testing.assert_array_equal(again, features + 1)
+
+    import gc
+    import weakref
+
+    held = weakref.ref(extractor)
+    del extractor
+    gc.collect()
+    assert held() is None, "the kept compiled step keeps the model alive"
 
 
 def test_a_head_run_50_steps_a_call_learns_the_same_weights_as_one_step_a_call(cfg):
-    # 04's claim for steps_per_execution=50; 7 does not divide the 10 steps an epoch
+    # 04's claim for steps_per_execution=50; 7 does not divide the 16 steps an epoch
     rng = np.random.default_rng(0)
     features = rng.normal(size=(320, 16)).astype("float32")
     labels = (features[:, 0] > 0).astype("float32")
@@ -68,14 +79,35 @@ def test_a_head_run_50_steps_a_call_learns_the_same_weights_as_one_step_a_call(c
         head = train.head_on_features(16, 2)  # its dropout draws random numbers every step
         train.compile_for_logits(head, 1e-2, cfg, steps_per_execution=steps)
         assert head.steps_per_execution == steps
-        history = head.fit(
-            features, labels, validation_split=0.2, epochs=3, batch_size=32, verbose=0
+        history = head.fit(  # as 04 gives it its vectors
+            train.features_dataset(cfg, features[:256], labels[:256], shuffle=True),
+            validation_data=train.features_dataset(cfg, features[256:], labels[256:]),
+            epochs=3,
+            verbose=0,
         )
         results.append((head.get_weights(), history.history))
     for weights, history in results[1:]:
         for mine, reference in zip(weights, results[0][0], strict=True):
             np.testing.assert_array_equal(mine, reference)
         assert history == results[0][1]
+
+
+def test_features_dataset_keeps_each_vector_with_its_label_and_reshuffles_each_epoch(cfg):
+    features = np.arange(40 * 3, dtype="float32").reshape(40, 3)  # row i: 3i, 3i + 1, 3i + 2
+    labels = np.arange(40)
+    ordered = train.features_dataset(cfg, features, labels)
+    assert ordered.options().autotune.enabled is False  # as data.prepare's
+    batches = list(ordered)
+    assert [len(y) for _, y in batches] == [16, 16, 8], "cfg.batch_size (16 in ci), then the rest"
+    assert np.array_equal(np.concatenate([y for _, y in batches]), labels)
+    shuffled = train.features_dataset(cfg, features, labels, shuffle=True)
+    epochs = []
+    for _ in range(2):
+        x, y = (np.concatenate(part) for part in zip(*shuffled, strict=True))
+        np.testing.assert_array_equal(x, features[y])  # each vector with its own label
+        assert sorted(y) == list(labels)
+        epochs.append(list(y))
+    assert epochs[0] != list(labels) and epochs[1] != epochs[0], "not reshuffled each epoch"
 
 
 def test_head_weights_copy_into_the_classifier():

@@ -319,6 +319,10 @@ def test_stored_views_are_the_same_on_every_run():
     (first,), _ = train.store_views(cfg, bottom, dataset, 3)
     (second,), _ = train.store_views(cfg, bottom, dataset, 3)
     np.testing.assert_array_equal(first, second)
+    # a pass of unknown length: the arrays grow as the batches come, with the same contents
+    (third,), labels = train.store_views(cfg, bottom, dataset.unbatch().batch(6), 3)
+    np.testing.assert_array_equal(third, first)
+    assert list(labels) == list(range(20))
 
 
 def test_views_dataset_gives_one_stored_view_per_image_in_order_or_shuffled():
