@@ -69,6 +69,36 @@ def setup_devices(cfg: Config) -> list[str]:
     return [f"/cpu:{i}" for i in range(replicas)]
 
 
+def batch_that_fits(cfg: Config, replicas: int, workers: int = 2) -> int:
+    """Returns the images each replica gets in 08: ``TL_BATCH_SIZE``, or fewer when the training
+    or the validation images would share a batch unevenly (63 sample photos in ``quick``).
+
+    Keras 3's ``fit``, ``evaluate`` and ``predict`` under a strategy build the model from the first
+    batch averaged over the replicas, which fails deep in TensorFlow when the replicas' shares
+    differ in size (63 images in a global batch of 64 on 2 replicas: 32 and 31). So the first
+    batch of each split must divide evenly, and no replica may get nothing of the last one (a
+    mean over no images). The ``workers`` processes of 08's last part take one replica each and
+    need one full batch of training images.
+    """
+    from helpers import data
+
+    sizes = data.load_raw(cfg).sizes
+    for batch in range(cfg.batch_size, 0, -1):
+        global_batch = batch * replicas
+        firsts = [min(n, global_batch) for n in (sizes["train"], sizes["validation"])]
+        lasts = [n % global_batch for n in (sizes["train"], sizes["validation"])]
+        if (
+            all(first % replicas == 0 for first in firsts)
+            and all(last == 0 or last >= replicas for last in lasts)
+            and sizes["train"] >= batch * workers
+        ):
+            return batch
+    raise DistributedError(
+        f"{sizes['train']} training and {sizes['validation']} validation images cannot be shared "
+        f"evenly by {replicas} replicas and {workers} workers: add images to TL_DATA."
+    )
+
+
 # --- the multi-worker program -------------------------------------------------------------------
 
 
