@@ -27,7 +27,7 @@ setup: $(READY) $(NBCONVERT_CONFIG)
 
 # uv (from PyPI) installs what pip would, in parallel: 32 s against 71 s for a fresh .venv here.
 # --compile-bytecode, as pip does: without it every new process of the first test run compiled
-# TensorFlow's modules again (the suite took 22 min of CPU against 17). It does not read pip's
+# TensorFlow's modules again (the suite took 22 min of CPU against 16). It does not read pip's
 # configuration files, so where it fails (say, a package index that only pip.conf names) pip
 # installs the same.
 $(READY): pyproject.toml

@@ -423,9 +423,10 @@ DEVICES = textwrap.dedent(
 )
 
 
-def test_logical_devices_are_made_once_and_a_late_change_asks_for_a_restart():
+def _printed_lines(script: str) -> list[str]:
+    """Returns the lines ``script`` prints in a fresh Python process (its own devices)."""
     result = subprocess.run(
-        [sys.executable, "-c", DEVICES],
+        [sys.executable, "-c", script],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         cwd=ROOT,
         capture_output=True,
@@ -433,7 +434,11 @@ def test_logical_devices_are_made_once_and_a_late_change_asks_for_a_restart():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+    return result.stdout.splitlines()
+
+
+def test_logical_devices_are_made_once_and_a_late_change_asks_for_a_restart():
+    lines = _printed_lines(DEVICES)
     assert lines[0] == lines[2] == "['/cpu:0', '/cpu:1', '/cpu:2']"
     assert lines[1] == "3 logical CPU devices"
     assert lines[3].startswith("refused: TensorFlow started with 3 CPU device(s)")
@@ -499,15 +504,6 @@ UNEVEN = textwrap.dedent(
 
 def test_keras_fit_under_a_strategy_fails_on_an_uneven_first_batch_only():
     # Why batch_that_fits exists; when a Keras release fixes it, the first line says "trained"
-    result = subprocess.run(
-        [sys.executable, "-c", UNEVEN],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+    lines = _printed_lines(UNEVEN)
     assert lines[0].startswith("64 failed:") and "AddN" in lines[0], lines
     assert lines[1] == "62 trained", lines
