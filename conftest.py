@@ -30,13 +30,17 @@ def _group(nodeid: str) -> str:
 
 def pytest_xdist_make_scheduler(config, log):
     """xdist's scheduling by scope, with the scopes of ``_group`` (xdist's own "loadgroup" marks
-    do not reach its scheduler under pytest 9.2: the node ids it renames are no longer read)."""
+    do not reach its scheduler under pytest 9.2: the node ids it renames are no longer read), in
+    the order of the collection, which ``FIRST`` sorts. xdist would sort the groups by their
+    number of tests (its --loadscope-reorder): the three-class chain, 5 long tests, then started
+    last, and one process ended 54 s after the other."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return _group(nodeid)
 
+    config.option.loadscopereorder = False  # --no-loadscope-reorder (pytest-xdist 3.8)
     return ByGroup(config, log)
 
 

@@ -52,14 +52,12 @@ def test_litert_float_and_quantized_files(tmp_path, model):
     import tensorflow as tf
 
     float_path, small_path = tmp_path / "model.tflite", tmp_path / "model_int8.tflite"
-    with export.quiet():  # the same calls as 07's
-        model.export(str(float_path), format="litert", verbose=False)
-        model.export(
-            str(small_path),
-            format="litert",
-            verbose=False,
-            optimizations=[tf.lite.Optimize.DEFAULT],
-        )
+    with export.quiet():  # the same calls as 07's: one SavedModel, converted twice
+        model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved"))
+        float_path.write_bytes(converter.convert())
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        small_path.write_bytes(converter.convert())
     float_logits = export.LiteRTModel(float_path).logits(prepared)
     np.testing.assert_allclose(float_logits, reference, atol=1e-3 * (1 + np.abs(reference).max()))
     assert export.size_mb(small_path) < 0.5 * export.size_mb(float_path)  # 8-bit weights
