@@ -251,16 +251,25 @@ def test_feature_extractor_computes_what_the_classifier_pools(classifier):
     )
 
 
-def _efficientnet_weights_file(path) -> None:
-    """Writes random EfficientNetB0 weights to ``path`` in the format its suffix names.
+EFFICIENTNET_FILES = ("efficientnetb0_notop.h5", "b0.weights.h5")  # Keras's download; Keras 3's
 
-    The stem's Normalization gets ImageNet's mean and variance, as the real file holds them.
+
+@pytest.fixture(scope="module")
+def efficientnet_weights(tmp_path_factory):
+    """Returns ``(folder, layer types, pixels, logits)``: random EfficientNetB0 weights in both
+    formats of ``EFFICIENTNET_FILES``, and what Keras's own ``EfficientNetB0(weights="imagenet")``
+    is and computes for ``pixels`` with them (built once: both files hold the same weights).
+
+    The stem's Normalization gets ImageNet's mean and variance, as the real file holds them. No
+    download: Keras' own imagenet route is pointed at the file in the format it downloads.
     """
     import h5py
+    import keras.src.applications.efficientnet as keras_efficientnet
     from keras.src.legacy.saving import legacy_h5_format
 
+    size = SMALL["efficientnet_b0"]
     source = keras.applications.EfficientNetB0(
-        include_top=False, weights=None, input_shape=(SMALL["efficientnet_b0"],) * 2 + (3,)
+        include_top=False, weights=None, input_shape=(size, size, 3)
     )
     (normalization,) = [
         layer for layer in source.layers if isinstance(layer, keras.layers.Normalization)
@@ -269,38 +278,32 @@ def _efficientnet_weights_file(path) -> None:
     stddev = np.array(models.IMAGENET_STDDEV_RGB, dtype=variance.dtype)
     mean = np.array([0.485, 0.456, 0.406], dtype=mean.dtype).reshape(mean.shape)
     normalization.set_weights([mean, (stddev**2).reshape(variance.shape), count])
-    if str(path).endswith(".weights.h5"):
-        source.save_weights(path)
-    else:  # the legacy format of the files Keras downloads
-        with h5py.File(path, "w") as file:
-            legacy_h5_format.save_weights_to_hdf5_group(file, source)
+    folder = tmp_path_factory.mktemp("efficientnet")
+    downloaded, keras_3 = (folder / name for name in EFFICIENTNET_FILES)
+    with h5py.File(downloaded, "w") as file:  # the legacy format of the files Keras downloads
+        legacy_h5_format.save_weights_to_hdf5_group(file, source)
+    source.save_weights(keras_3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras_efficientnet.file_utils, "get_file", lambda *a, **kw: str(downloaded))
+        reference = keras.applications.EfficientNetB0(
+            include_top=False, weights="imagenet", input_shape=(size, size, 3)
+        )
+    pixels = np.random.default_rng(5).uniform(0, 255, size=(2, size, size, 3)).astype("float32")
+    layer_types = [type(layer).__name__ for layer in reference.layers]
+    return folder, layer_types, pixels, reference.predict(pixels, verbose=0)
 
 
-@pytest.mark.parametrize("file_name", ["efficientnetb0_notop.h5", "b0.weights.h5"])
+@pytest.mark.parametrize("file_name", EFFICIENTNET_FILES)
 def test_efficientnet_from_a_weights_file_is_the_network_keras_builds_for_imagenet(
-    tmp_path, monkeypatch, file_name
+    efficientnet_weights, file_name
 ):
     """TL_WEIGHTS=<file> must give what EfficientNetB0(weights="imagenet") gives with that file.
 
     Keras adds Rescaling(1/sqrt(stddev)) to the stem only for weights="imagenet"; a base built
-    with weights=None and then loaded lacks it, and its inputs are about 2x too large. No
-    download: Keras' own imagenet route is pointed at the same file.
+    with weights=None and then loaded lacks it, and its inputs are about 2x too large.
     """
-    import keras.src.applications.efficientnet as keras_efficientnet
-
-    path = tmp_path / file_name
-    _efficientnet_weights_file(path)
-    monkeypatch.setattr(keras_efficientnet.file_utils, "get_file", lambda *args, **kw: str(path))
-    size = SMALL["efficientnet_b0"]
-    reference = keras.applications.EfficientNetB0(
-        include_top=False, weights="imagenet", input_shape=(size, size, 3)
-    )
-    ours = models.build_base(small_config("efficientnet_b0", TL_WEIGHTS=str(path)))
+    folder, layer_types, pixels, expected = efficientnet_weights
+    ours = models.build_base(small_config("efficientnet_b0", TL_WEIGHTS=str(folder / file_name)))
     assert ours.name == models.BASE_NAME
-    assert [type(layer).__name__ for layer in ours.layers] == [
-        type(layer).__name__ for layer in reference.layers
-    ]
-    pixels = np.random.default_rng(5).uniform(0, 255, size=(2, size, size, 3)).astype("float32")
-    np.testing.assert_allclose(
-        ours.predict(pixels, verbose=0), reference.predict(pixels, verbose=0), rtol=1e-4, atol=1e-5
-    )
+    assert [type(layer).__name__ for layer in ours.layers] == layer_types
+    np.testing.assert_allclose(ours.predict(pixels, verbose=0), expected, rtol=1e-4, atol=1e-5)
